@@ -1,0 +1,5 @@
+import sys
+
+from semanticface.cli import main
+
+sys.exit(main())

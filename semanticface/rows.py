@@ -1,0 +1,58 @@
+"""How coefficients are stored in dataset rows: one float column per canonical channel, None where missing.
+
+One column per channel keeps datasets readable in the Hub's viewer and lets users select channels by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.errors import DatasetError
+from semanticface.schema import CHANNELS
+
+COEFFICIENT_COLUMNS: tuple[str, ...] = CHANNELS
+
+
+def coefficients_to_row(coefficients: FaceCoefficients) -> dict[str, float | None]:
+    """``{channel: value}`` for all 61 canonical channels, None for missing ones."""
+    return {
+        name: (None if name in coefficients.missing else float(value))
+        for name, value in zip(CHANNELS, coefficients.values)
+    }
+
+
+def row_to_coefficients(row: Mapping[str, Any], *, where: str = "row") -> FaceCoefficients:
+    """Inverse of :func:`coefficients_to_row`; ``where`` names the row in error messages."""
+    values = np.zeros(len(CHANNELS))
+    missing: list[str] = []
+    for i, name in enumerate(CHANNELS):
+        if name not in row:
+            raise DatasetError(f"{where}: coefficient column {name!r} is absent")
+        value = row[name]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            missing.append(name)
+            continue
+        values[i] = value
+    try:
+        return FaceCoefficients(values, frozenset(missing))
+    except DatasetError:
+        raise
+    except Exception as error:  # CoefficientError: re-raise naming the row
+        raise DatasetError(f"{where}: {error}") from error
+
+
+def dataset_coefficients(dataset: Any) -> list[FaceCoefficients]:
+    """All rows' coefficients of a ``datasets.Dataset`` (reads only the coefficient columns, not images)."""
+    missing_columns = [c for c in COEFFICIENT_COLUMNS if c not in dataset.column_names]
+    if missing_columns:
+        raise DatasetError(f"dataset lacks coefficient column(s): {', '.join(missing_columns[:5])}")
+    table = dataset.select_columns(list(COEFFICIENT_COLUMNS)).to_dict()
+    return [
+        row_to_coefficients({c: table[c][i] for c in COEFFICIENT_COLUMNS}, where=f"row {i}")
+        for i in range(len(dataset))
+    ]
