@@ -9,9 +9,9 @@ converted to and from these names here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
-from typing import Mapping
 
 from semanticface.errors import UnknownChannelError
 
@@ -84,7 +84,9 @@ LLF_COLUMN_ORDER: tuple[str, ...] = tuple(
 
 MEDIAPIPE_NEUTRAL = "_neutral"
 # MediaPipe Face Landmarker's 52 blendshape categories, in its output order: "_neutral" then 51 ARKit names.
-MEDIAPIPE_CATEGORIES: tuple[str, ...] = (MEDIAPIPE_NEUTRAL,) + tuple(sorted(n for n in BLENDSHAPES if n != "tongueOut"))
+MEDIAPIPE_CATEGORIES: tuple[str, ...] = (MEDIAPIPE_NEUTRAL,) + tuple(
+    sorted(n for n in BLENDSHAPES if n != "tongueOut")
+)
 MEDIAPIPE_MISSING: tuple[str, ...] = ("tongueOut",) + POSE_CHANNELS
 
 _TO_DIALECT: dict[Dialect, dict[str, str]] = {
@@ -178,7 +180,7 @@ def region_of(name: str) -> str:
 
 
 def face_half_of(name: str) -> str | None:
-    """"upper" or "lower" for a blendshape, None for a pose channel."""
+    """ "upper" or "lower" for a blendshape, None for a pose channel."""
     canonical = canonical_name(name)
     if canonical in UPPER_FACE:
         return "upper"
@@ -191,9 +193,7 @@ def face_half_of(name: str) -> str | None:
 
 # Left/right pairs: the subject's own left and right, as ARKit defines them (the mirror image on screen).
 SYMMETRIC_PAIRS: tuple[tuple[str, str], ...] = tuple(
-    (n, n[: -len("Left")] + "Right")
-    for n in BLENDSHAPES
-    if n.endswith("Left") and n not in ("jawLeft", "mouthLeft")
+    (n, n[: -len("Left")] + "Right") for n in BLENDSHAPES if n.endswith("Left") and n not in ("jawLeft", "mouthLeft")
 ) + (("LeftEyeYaw", "RightEyeYaw"), ("LeftEyePitch", "RightEyePitch"), ("LeftEyeRoll", "RightEyeRoll"))
 
 # Channels that move the face sideways: their left and right are directions, not sides of the face.
@@ -201,7 +201,7 @@ DIRECTIONAL_PAIRS: tuple[tuple[str, str], ...] = (("jawLeft", "jawRight"), ("mou
 
 
 def side_of(name: str) -> str | None:
-    """"left", "right" or None (midline or directional channel)."""
+    """ "left", "right" or None (midline or directional channel)."""
     canonical = canonical_name(name)
     for left, right in SYMMETRIC_PAIRS:
         if canonical == left:

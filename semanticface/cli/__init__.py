@@ -11,7 +11,10 @@ from semanticface.errors import SemanticFaceError
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "describe": ("semanticface.cli.describe", "print the stage-1 description and training target of a recording frame"),
+    "describe": (
+        "semanticface.cli.describe",
+        "print the stage-1 description and training target of a recording frame",
+    ),
     "synth": ("semanticface.cli.synth", "render a synthetic dataset of faces with known coefficients"),
     "pseudolabel": ("semanticface.cli.pseudolabel", "label face images with MediaPipe blendshape scores"),
     "predict": ("semanticface.cli.predict", "predict coefficients for images or a video with a trained model"),
