@@ -1,0 +1,1 @@
+"""Scoring predicted coefficients against ground truth and baselines, and writing reports."""

@@ -1,0 +1,89 @@
+"""Coefficient metrics: hand-computed figures, missing channels, parse failures, constant channels."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.errors import SemanticFaceError
+from semanticface.evaluation.metrics import coefficient_metrics, pearson
+from semanticface.schema import BLENDSHAPES, FACE_HALVES, REGION_CHANNELS
+
+
+def face(**values: float) -> FaceCoefficients:
+    return FaceCoefficients.neutral().replace(**values)
+
+
+def test_hand_computed_mae_rmse_per_channel_region_half():
+    truths = [face(jawOpen=0.5), face(jawOpen=0.0, browInnerUp=0.4)]
+    preds = [face(jawOpen=0.2), face(jawOpen=0.4, browInnerUp=0.4)]
+    m = coefficient_metrics(preds, truths)
+    assert m.channels["jawOpen"].mae == pytest.approx(0.35)
+    assert m.channels["jawOpen"].rmse == pytest.approx(math.sqrt((0.09 + 0.16) / 2))
+    assert m.channels["browInnerUp"].mae == pytest.approx(0.0)
+    # Overall: two non-zero errors among 2 x 52 cells.
+    assert m.overall.count == 2 * 52
+    assert m.overall.mae == pytest.approx(0.7 / 104)
+    jaw = len(REGION_CHANNELS["jaw"])
+    assert m.regions["jaw"].mae == pytest.approx(0.7 / (2 * jaw))
+    assert m.regions["brows"].mae == 0.0
+    assert m.halves["lower"].mae == pytest.approx(0.7 / (2 * len(FACE_HALVES["lower"])))
+    assert m.halves["upper"].mae == 0.0
+    assert m.num_parse_failures == 0 and m.parse_failure_rate == 0.0
+
+
+def test_parse_failures_are_counted_and_excluded_not_scored_as_zero():
+    truths = [face(jawOpen=0.8), face(jawOpen=0.6)]
+    m = coefficient_metrics([None, face(jawOpen=0.6)], truths)
+    assert m.num_parse_failures == 1 and m.parse_failure_rate == 0.5
+    assert m.channels["jawOpen"].count == 1 and m.channels["jawOpen"].mae == 0.0
+    assert m.overall.mae == 0.0
+
+
+def test_missing_channels_are_excluded():
+    mp_like = FaceCoefficients.from_dict({n: 0.1 for n in BLENDSHAPES if n != "tongueOut"}, missing_ok=True)
+    assert "tongueOut" in mp_like.missing
+    truth = face(tongueOut=1.0).replace(**{n: 0.1 for n in BLENDSHAPES if n != "tongueOut"})
+    m = coefficient_metrics([mp_like], [truth])
+    assert m.channels["tongueOut"].count == 0 and math.isnan(m.channels["tongueOut"].mae)
+    assert m.overall.count == 51 and m.overall.mae == pytest.approx(0.0)
+    assert m.regions["tongue"].count == 0
+    as_json = json.loads(json.dumps(m.to_dict()))
+    assert as_json["channels"]["tongueOut"]["mae"] is None
+
+
+def test_pearson_per_channel_is_nan_safe_for_constant_channels():
+    rng = np.random.default_rng(0)
+    truth_jaw = rng.uniform(0, 1, 20)
+    truths = [face(jawOpen=float(v)) for v in truth_jaw]
+    preds = [face(jawOpen=float(v) * 0.5 + 0.1) for v in truth_jaw]  # perfectly correlated, biased
+    with np.errstate(all="raise"):  # no divide-by-zero warning for the 51 constant channels
+        m = coefficient_metrics(preds, truths)
+    assert m.pearson["jawOpen"] == pytest.approx(1.0)
+    assert math.isnan(m.pearson["eyeBlinkLeft"])  # constant on both sides: undefined, not 0 or a crash
+    assert m.mean_pearson == pytest.approx(1.0)
+    anti = coefficient_metrics([face(jawOpen=1 - float(v)) for v in truth_jaw], truths)
+    assert anti.pearson["jawOpen"] == pytest.approx(-1.0)
+
+
+def test_pearson_helper_ignores_nan_positions():
+    x = np.array([0.0, 1.0, np.nan, 3.0])
+    y = np.array([0.0, 2.0, 5.0, 6.0])
+    assert pearson(x, y) == pytest.approx(1.0)
+    assert math.isnan(pearson(np.array([1.0]), np.array([2.0])))
+
+
+def test_pose_channels_reported_as_head_and_gaze_only_when_present():
+    truths = [face(LeftEyeYaw=0.2)]
+    m = coefficient_metrics([face(LeftEyeYaw=-0.2)], truths)
+    assert m.regions["gaze"].mae == pytest.approx(0.4 / 6)
+    assert m.overall.mae == 0.0  # overall covers the blendshapes
+
+
+def test_length_mismatch_raises_typed_error():
+    with pytest.raises(SemanticFaceError, match="1 predictions for 2"):
+        coefficient_metrics([face()], [face(), face()])
