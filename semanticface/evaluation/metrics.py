@@ -69,7 +69,7 @@ class ErrorStats:
         return cls(float(np.abs(values).mean()), float(np.sqrt((values**2).mean())), int(values.size))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mae": _json_float(self.mae), "rmse": _json_float(self.rmse), "count": self.count}
+        return {"mae": json_float(self.mae), "rmse": json_float(self.rmse), "count": self.count}
 
 
 @dataclass
@@ -94,13 +94,13 @@ class CoefficientMetrics:
         return {
             "num_samples": self.num_samples,
             "num_parse_failures": self.num_parse_failures,
-            "parse_failure_rate": _json_float(self.parse_failure_rate),
+            "parse_failure_rate": json_float(self.parse_failure_rate),
             "overall": self.overall.to_dict(),
             "regions": {k: v.to_dict() for k, v in self.regions.items()},
             "halves": {k: v.to_dict() for k, v in self.halves.items()},
             "channels": {k: v.to_dict() for k, v in self.channels.items()},
-            "pearson": {k: _json_float(v) for k, v in self.pearson.items()},
-            "mean_pearson": _json_float(self.mean_pearson),
+            "pearson": {k: json_float(v) for k, v in self.pearson.items()},
+            "mean_pearson": json_float(self.mean_pearson),
         }
 
 
@@ -137,6 +137,6 @@ def coefficient_metrics(
     )
 
 
-def _json_float(value: float) -> float | None:
+def json_float(value: float) -> float | None:
     """JSON has no NaN; an undefined figure is written as null."""
     return None if value is None or not math.isfinite(value) else float(value)
