@@ -76,6 +76,7 @@ def _annotator_arg(value: Any) -> str:
 def create_app(candidates: CandidateSet, store: RankingStore) -> Flask:
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a ranking is a few hundred bytes
+    app.url_map.merge_slashes = False  # "//etc/passwd" is refused outright, not redirected
     root = candidates.root.resolve()
 
     @app.errorhandler(HTTPException)
