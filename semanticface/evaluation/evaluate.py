@@ -1,0 +1,157 @@
+"""One evaluation run: score a model's predictions and the baselines on a dataset split, then write the report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.errors import DatasetError
+from semanticface.evaluation.baselines import ConstantMeanBaseline, MediaPipeBaseline, NeutralBaseline
+from semanticface.evaluation.consistency import consistency
+from semanticface.evaluation.metrics import coefficient_metrics
+from semanticface.evaluation.report import write_report
+from semanticface.evaluation.results import SystemResult
+from semanticface.rows import dataset_coefficients
+
+Render = Callable[[FaceCoefficients], Any]
+
+
+@dataclass
+class EvalOptions:
+    """What an evaluation run includes besides the model's coefficient metrics."""
+
+    mediapipe_model: str | None = field(
+        default=None, metadata={"help": "MediaPipe face_landmarker.task file; adds the MediaPipe baseline."}
+    )
+    baselines: bool = field(default=True, metadata={"help": "Score the constant-mean and neutral baselines too."})
+    render_samples: int = field(
+        default=16, metadata={"help": "Samples rendered for the rendered-image distance (0 disables it)."}
+    )
+    num_renders: int = field(default=4, metadata={"help": "Rows of side-by-side avatar renders in the report."})
+    decimals: int = field(default=2, metadata={"help": "Decimals the descriptions were derived at (consistency)."})
+
+
+def load_split(dataset: str | Path, split: str) -> tuple[Any, Any | None]:
+    """``(eval split, train split or None)`` of a dataset saved with ``save_to_disk``, a data folder or a Hub id."""
+    import datasets
+
+    path = Path(dataset)
+    try:
+        if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()):
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            loaded = datasets.load_dataset(str(dataset))
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise DatasetError(f"cannot load dataset {str(dataset)!r}: {error}") from error
+    if isinstance(loaded, datasets.Dataset):
+        return loaded, None
+    if split not in loaded:
+        raise DatasetError(f"dataset {str(dataset)!r} has no split {split!r} (it has {', '.join(loaded)})")
+    return loaded[split], loaded["train"] if "train" in loaded and split != "train" else None
+
+
+def dataset_images(dataset: Any) -> list[Any]:
+    """The first image of every row's ``images`` list (the TRL VLM column convention)."""
+    if "images" not in dataset.column_names:
+        raise DatasetError(f"dataset has no 'images' column (columns: {', '.join(dataset.column_names[:8])})")
+    out = []
+    for i, images in enumerate(dataset["images"]):
+        if not images:
+            raise DatasetError(f"row {i}: empty 'images' list")
+        out.append(images[0].convert("RGB"))
+    return out
+
+
+def render_distance(
+    predictions: Sequence[FaceCoefficients | None], truths: Sequence[FaceCoefficients], render: Render, limit: int
+) -> float:
+    """Mean absolute pixel difference (0-1 scale) between renders of prediction and truth, over the first
+    ``limit`` samples with a parsed prediction. Sensitive to what the face looks like, not to channel bookkeeping:
+    two channels that move the same vertices can trade error without a visible change."""
+    distances = []
+    for prediction, truth in zip(predictions, truths):
+        if prediction is None:
+            continue
+        if len(distances) >= limit:
+            break
+        a = np.asarray(render(prediction), dtype=np.float32) / 255.0
+        b = np.asarray(render(truth), dtype=np.float32) / 255.0
+        distances.append(float(np.abs(a - b).mean()))
+    return float(np.mean(distances)) if distances else math.nan
+
+
+def model_result(
+    name: str, predictions: Sequence[Any], truths: Sequence[FaceCoefficients], decimals: int
+) -> SystemResult:
+    """Score :class:`semanticface.inference.Prediction` objects: coefficient metrics plus consistency and cost."""
+    coefficients = [p.coefficients for p in predictions]
+    extra: dict[str, float] = {}
+    stats = consistency([p.description for p in predictions], coefficients, decimals=decimals)
+    if stats.compared:
+        extra.update(stats.to_extra())
+    if any(p.num_tokens for p in predictions):
+        extra["mean_output_tokens"] = float(np.mean([p.num_tokens for p in predictions]))
+    if any(p.seconds for p in predictions):
+        extra["seconds_per_image"] = float(np.mean([p.seconds for p in predictions]))
+    return SystemResult(name, coefficients, coefficient_metrics(coefficients, truths), extra)
+
+
+def baseline_results(
+    truths: Sequence[FaceCoefficients],
+    images: Sequence[Any],
+    *,
+    train_truths: Sequence[FaceCoefficients] | None,
+    mediapipe_model: str | None,
+) -> list[SystemResult]:
+    """Constant mean (of the train split, else of the evaluated split itself: flagged in its name), neutral, and
+    MediaPipe when its model file is given."""
+    mean = ConstantMeanBaseline.fit(list(train_truths) if train_truths else list(truths))
+    if not train_truths:
+        mean.name = "constant_mean (eval split)"  # an optimistic, leaked mean: say so in every table
+    baselines: list[Any] = [mean, NeutralBaseline()]
+    if mediapipe_model:
+        baselines.append(MediaPipeBaseline(mediapipe_model))
+    results = []
+    for baseline in baselines:
+        predictions = baseline.predict(images)
+        results.append(SystemResult(baseline.name, predictions, coefficient_metrics(predictions, truths)))
+    return results
+
+
+def evaluate(
+    out_dir: str | Path,
+    eval_dataset: Any,
+    predictions: Sequence[Any],
+    *,
+    train_dataset: Any = None,
+    name: str = "model",
+    render: Render | None = None,
+    options: EvalOptions | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[list[SystemResult], dict[str, Path]]:
+    """Score ``predictions`` (one :class:`Prediction` per row of ``eval_dataset``) and the baselines, write the
+    report into ``out_dir``, and return the results (model first) and the report's paths."""
+    options = options or EvalOptions()
+    truths = dataset_coefficients(eval_dataset)
+    if len(predictions) != len(truths):
+        raise DatasetError(f"{len(predictions)} predictions for {len(truths)} dataset rows")
+    images = dataset_images(eval_dataset)
+    results = [model_result(name, predictions, truths, options.decimals)]
+    if options.baselines or options.mediapipe_model:
+        train_truths = dataset_coefficients(train_dataset) if train_dataset is not None else None
+        results += baseline_results(truths, images, train_truths=train_truths, mediapipe_model=options.mediapipe_model)
+    if render is not None and options.render_samples > 0:
+        for result in results:
+            result.extra["render_distance"] = render_distance(
+                result.predictions, truths, render, options.render_samples
+            )
+    paths = write_report(
+        out_dir, results, truths, images=images, render=render, num_renders=options.num_renders, meta=meta
+    )
+    return results, paths
