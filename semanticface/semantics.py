@@ -269,25 +269,29 @@ def action_units(coefficients: FaceCoefficients) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Prototype:
-    """An EMFACS-style prototype: every group in ``required`` needs one active AU; ``support`` adds evidence."""
+    """An EMFACS-style prototype: every group in ``required`` needs one active AU, no AU in ``excludes`` may be
+    active; active ``support`` AUs add evidence. The score is the mean intensity of the evidence."""
 
     emotion: str
     required: tuple[tuple[str, ...], ...]
     support: tuple[str, ...] = ()
     cue: str = ""
+    excludes: tuple[str, ...] = ()  # AUs whose activity contradicts the prototype (e.g. AU1 in anger)
 
 
 PROTOTYPES: tuple[Prototype, ...] = (
     Prototype("happiness", (("AU12",),), ("AU6",), "lip corners pulled up"),
     Prototype("sadness", (("AU15",), ("AU1", "AU4")), ("AU17",), "lip corners pulled down under a troubled brow"),
-    Prototype("surprise", (("AU1",), ("AU2",), ("AU5", "AU26")), ("AU5", "AU26"), "raised brows with widened eyes or a dropped jaw"),
+    Prototype("surprise", (("AU1",), ("AU2",), ("AU5", "AU26")), ("AU5", "AU26"), "raised brows with widened eyes or a dropped jaw", ("AU4",)),
     Prototype("fear", (("AU1",), ("AU4",), ("AU5", "AU20")), ("AU2", "AU20", "AU26"), "raised and drawn-together brows with tense eyes or stretched lips"),
-    Prototype("anger", (("AU4",), ("AU5", "AU7", "AU24")), ("AU7", "AU24"), "lowered brows with tightened lids or pressed lips"),
+    Prototype("anger", (("AU4",), ("AU5", "AU7", "AU24")), ("AU7", "AU24"), "lowered brows with tightened lids or pressed lips", ("AU1",)),
     Prototype("disgust", (("AU9", "AU10"),), ("AU15", "AU16", "AU17"), "wrinkled nose or raised upper lip"),
 )  # fmt: skip
 
 
 def _prototype_score(proto: Prototype, aus: dict[str, float], on: float) -> float | None:
+    if any(aus[a] >= on for a in proto.excludes):
+        return None
     evidence = []
     for group in proto.required:
         best = max(aus[a] for a in group)
@@ -357,7 +361,7 @@ def _symmetry(values: np.ndarray, config: DescriptionConfig) -> Symmetry:
         return Symmetry(True)
     side = "left" if diff > 0 else "right"
     region = CHANNEL_REGION[channel]
-    text = f"asymmetric: the {region} moves more on the subject's {side} ({_ACTIONS[stem]})"
+    text = f"asymmetric: stronger on the subject's {side} side, in the {region} ({_ACTIONS[stem]})"
     return Symmetry(False, side, region, channel, abs(diff), text)
 
 
