@@ -115,7 +115,7 @@ def read_llf(path: str | Path, *, lost: str = "skip", clamp_tolerance: float = 0
         raise RecordingError(f"cannot open: {error.strerror or error}", where) from None
     except (csv.Error, UnicodeDecodeError) as error:
         raise RecordingError(f"not a readable CSV file ({error})", where) from None
-    if not rows:
+    if not rows or not any(cell.strip() for cell in rows[0]):
         raise RecordingError("empty file (no header)", where, 1)
     _check_header(rows[0], where)
     values: list[np.ndarray] = []
@@ -148,6 +148,8 @@ def read_llf(path: str | Path, *, lost: str = "skip", clamp_tolerance: float = 0
                 file_values[i] = float(cell)
             except ValueError:
                 raise RecordingError(f"{LLF_COLUMN_ORDER[i]} is not a number: {cell!r}", where, line) from None
+            if not math.isfinite(file_values[i]):
+                raise RecordingError(f"{LLF_COLUMN_ORDER[i]} is not a finite number: {cell!r}", where, line)
         canonical = np.empty(NUM_CHANNELS)
         canonical[_FILE_TO_CANONICAL] = file_values
         outside = np.flatnonzero(
