@@ -1,0 +1,259 @@
+"""Candidate predictions for ranking: model samples, pseudo-label perturbations, region-aware composition,
+rendered and written as a candidate directory (format: :mod:`semanticface.preferences.manifest`).
+
+Region-aware mode ("upper"/"lower") starts from one base proposal and swaps in the judged half (``schema.FACE_HALVES``)
+from each other proposal, so every candidate shows the same other half and people compare only the half asked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.contract import TargetConfig, render_target
+from semanticface.errors import ConfigError
+from semanticface.preferences.manifest import REGION_MODES, Candidate, CandidateSet, Item
+from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, FACE_HALVES
+
+CANDIDATE_REGION_MODES = (*REGION_MODES, "alternate")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class Renderer(Protocol):
+    def render(self, coefficients: FaceCoefficients, *, identity: Any = 0, size: int = 256) -> Image.Image: ...
+
+
+@dataclass
+class CandidateConfig:
+    num_samples: int = field(default=4, metadata={"help": "Model samples per image (spread over the temperatures)."})
+    temperatures: tuple[float, ...] = field(
+        default=(0.7, 1.0), metadata={"help": "Sampling temperatures, cycled over the samples."}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass of model samples."})
+    max_new_tokens: int = field(default=1024, metadata={"help": "Upper bound on generated tokens per sample."})
+    seed: int = field(default=0, metadata={"help": "Base seed of sampling and perturbations."})
+    num_perturbations: int = field(
+        default=0, metadata={"help": "Extra candidates: Gaussian perturbations of the pseudo-label, when given."}
+    )
+    include_pseudo_label: bool = field(
+        default=False, metadata={"help": "Also offer the pseudo-label itself as a candidate."}
+    )
+    perturbation_scale: float = field(default=0.1, metadata={"help": "Std of the perturbation noise."})
+    region_mode: str = field(
+        default="full",
+        metadata={"help": "'full', 'upper', 'lower' (candidates differ only in that half) or 'alternate'."},
+    )
+    max_candidates: int = field(default=6, metadata={"help": "At most this many candidates per item."})
+    render_size: int = field(default=192, metadata={"help": "Side of rendered candidate images in pixels."})
+    identity: int = field(default=0, metadata={"help": "Renderer identity (avatar/mesh look) for all candidates."})
+    batch_size: int = field(default=8, metadata={"help": "Images per generation batch."})
+
+    def __post_init__(self) -> None:
+        if self.region_mode not in CANDIDATE_REGION_MODES:
+            raise ConfigError(f"region_mode must be one of {CANDIDATE_REGION_MODES}, got {self.region_mode!r}")
+        if self.num_samples < 0 or self.num_perturbations < 0 or self.max_candidates < 2:
+            raise ConfigError("num_samples and num_perturbations must be >= 0, max_candidates >= 2")
+        if self.num_samples and (not self.temperatures or min(self.temperatures) <= 0):
+            raise ConfigError("temperatures must be a non-empty list of positive numbers")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A candidate before rendering."""
+
+    coefficients: FaceCoefficients
+    origin: Mapping[str, Any]
+    raw_text: str | None = None
+
+
+def perturb(coefficients: FaceCoefficients, scale: float, rng: np.random.Generator) -> FaceCoefficients:
+    """Gaussian noise on the blendshapes, clipped to [0, 1]; pose and missing channels unchanged."""
+    values = np.nan_to_num(coefficients.values.copy())
+    n = len(BLENDSHAPES)
+    values[:n] = np.clip(values[:n] + rng.normal(0.0, scale, n), 0.0, 1.0)
+    return FaceCoefficients(values, coefficients.missing)
+
+
+def compose_half(base: FaceCoefficients, donor: FaceCoefficients, half: str) -> FaceCoefficients:
+    """``base`` with the channels of ``half`` ("upper"/"lower") taken from ``donor``."""
+    values = np.nan_to_num(base.values.copy())
+    missing = set(base.missing)
+    for name in FACE_HALVES[half]:
+        values[CHANNEL_INDEX[name]] = np.nan_to_num(donor.values[CHANNEL_INDEX[name]])
+        if name in donor.missing:
+            missing.add(name)
+        else:
+            missing.discard(name)
+    return FaceCoefficients(values, frozenset(missing))
+
+
+def region_proposals(proposals: Sequence[Proposal], half: str) -> list[Proposal]:
+    """The first proposal, then the first with each other's ``half`` swapped in."""
+    if not proposals:
+        return []
+    base = proposals[0]
+    out = [Proposal(base.coefficients, {**base.origin, "region_base": True}, base.raw_text)]
+    for donor in proposals[1:]:
+        out.append(
+            Proposal(
+                compose_half(base.coefficients, donor.coefficients, half),
+                {"kind": "composed", "half": half, "base": dict(base.origin), "donor": dict(donor.origin)},
+            )
+        )
+    return out
+
+
+def _distinct(proposals: Iterable[Proposal], config: TargetConfig, limit: int) -> list[tuple[Proposal, str]]:
+    # Candidates identical once rendered as text would force ties; keep the first of each.
+    seen: set[str] = set()
+    out = []
+    for proposal in proposals:
+        text = render_target(proposal.coefficients, config)
+        if text not in seen:
+            seen.add(text)
+            out.append((proposal, text))
+        if len(out) == limit:
+            break
+    return out
+
+
+def item_region(config: CandidateConfig, index: int) -> str:
+    if config.region_mode == "alternate":
+        return ("upper", "lower")[index % 2]
+    return config.region_mode
+
+
+def build_item(
+    root: Path,
+    item_id: str,
+    image: Image.Image,
+    proposals: Sequence[Proposal],
+    renderer: Renderer,
+    *,
+    region: str,
+    target_config: TargetConfig,
+    config: CandidateConfig,
+    metadata: Mapping[str, Any] | None = None,
+) -> Item | None:
+    """Render the distinct proposals and save the image; None when fewer than 2 distinct candidates remain."""
+    if not _SAFE_ID.match(item_id):
+        raise ConfigError(f"item id {item_id!r} must be letters, digits, '.', '_' or '-' (it names files)")
+    if region != "full":
+        proposals = region_proposals(proposals, region)
+    distinct = _distinct(proposals, target_config, config.max_candidates)
+    if len(distinct) < 2:
+        return None
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "renders").mkdir(parents=True, exist_ok=True)
+    image_path = f"images/{item_id}.png"
+    image.convert("RGB").save(root / image_path)
+    candidates = []
+    for j, (proposal, completion) in enumerate(distinct):
+        render_path = f"renders/{item_id}_c{j}.png"
+        renderer.render(proposal.coefficients, identity=config.identity, size=config.render_size).save(
+            root / render_path
+        )
+        candidates.append(
+            Candidate(
+                f"c{j}", render_path, proposal.coefficients, completion, dict(proposal.origin), proposal.raw_text
+            )
+        )
+    return Item(item_id, image_path, tuple(candidates), region, dict(metadata or {}))
+
+
+def sample_proposals(predictor: Any, images: Sequence[Image.Image], config: CandidateConfig) -> list[list[Proposal]]:
+    """``num_samples`` parsed model samples per image, temperatures cycled; unparseable samples are dropped."""
+    out: list[list[Proposal]] = [[] for _ in images]
+    if not config.num_samples:
+        return out
+    per_temperature = [
+        (t, sum(1 for s in range(config.num_samples) if s % len(config.temperatures) == i))
+        for i, t in enumerate(config.temperatures)
+    ]
+    for i, (temperature, count) in enumerate(per_temperature):
+        if not count:
+            continue
+        seed = config.seed * 1000 + i
+        flat = predictor.predict(
+            images,
+            batch_size=config.batch_size,
+            do_sample=True,
+            temperature=temperature,
+            top_p=config.top_p,
+            seed=seed,
+            num_return_sequences=count,
+            max_new_tokens=config.max_new_tokens,
+        )
+        for image_index in range(len(images)):
+            for k, prediction in enumerate(flat[image_index * count : (image_index + 1) * count]):
+                if prediction.coefficients is None:
+                    continue
+                origin = {"kind": "sample", "temperature": temperature, "seed": seed, "index": k}
+                out[image_index].append(Proposal(prediction.coefficients, origin, prediction.raw_text))
+    return out
+
+
+def pseudo_label_proposals(pseudo_label: FaceCoefficients, config: CandidateConfig, rng_seed: int) -> list[Proposal]:
+    rng = np.random.default_rng(rng_seed)
+    out = [Proposal(pseudo_label, {"kind": "pseudo_label"})] if config.include_pseudo_label else []
+    for p in range(config.num_perturbations):
+        out.append(
+            Proposal(
+                perturb(pseudo_label, config.perturbation_scale, rng),
+                {"kind": "perturbation", "scale": config.perturbation_scale, "seed": rng_seed, "index": p},
+            )
+        )
+    return out
+
+
+def generate_candidates(
+    out_dir: str | Path,
+    images: Sequence[Image.Image],
+    renderer: Renderer,
+    *,
+    predictor: Any = None,
+    pseudo_labels: Sequence[FaceCoefficients | None] | None = None,
+    item_ids: Sequence[str] | None = None,
+    metadata: Sequence[Mapping[str, Any]] | None = None,
+    target_config: TargetConfig | None = None,
+    config: CandidateConfig | None = None,
+) -> CandidateSet:
+    """Sample, perturb, compose, render and write a candidate directory; returns it (saved)."""
+    config = config or CandidateConfig()
+    if predictor is None and not (pseudo_labels and (config.num_perturbations or config.include_pseudo_label)):
+        raise ConfigError("need a predictor to sample from, or pseudo-labels with num_perturbations > 0")
+    if target_config is None:
+        target_config = getattr(predictor, "target_config", None) or TargetConfig()
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    ids = list(item_ids) if item_ids is not None else [f"item-{i:05d}" for i in range(len(images))]
+    samples = sample_proposals(predictor, images, config) if predictor is not None else [[] for _ in images]
+    items = []
+    for i, image in enumerate(images):
+        proposals = list(samples[i])
+        label = pseudo_labels[i] if pseudo_labels is not None else None
+        if label is not None:
+            proposals += pseudo_label_proposals(label, config, config.seed * 1_000_003 + i)
+        item = build_item(
+            root,
+            ids[i],
+            image,
+            proposals,
+            renderer,
+            region=item_region(config, i),
+            target_config=target_config,
+            config=config,
+            metadata=metadata[i] if metadata is not None else {"index": i},
+        )
+        if item is not None:
+            items.append(item)
+    candidate_set = CandidateSet(root, items)
+    candidate_set.save()
+    return candidate_set
