@@ -1,0 +1,389 @@
+"""Shaded rendering of ARKit-rigged meshes: a neutral mesh plus one vertex delta per blendshape.
+
+Rigs load from an OBJ + npz pair in ICT-FaceKit's layout (``generic_neutral_mesh.obj`` and
+``ict_expression_deltas.npz`` with ``neutral``, ``deltas`` and ``names``) or from glTF/GLB morph targets. Target
+names go through the schema's dialects (``eyeBlink_L``, ``EyeBlinkLeft`` and ``eyeBlinkLeft`` all work).
+
+ICT-FaceKit specifics, and how they are treated:
+
+* ``browInnerUp`` and ``cheekPuff`` are split into ``_L``/``_R`` halves. Both halves are driven by the single
+  ARKit value, so ``browInnerUp = 1`` raises both inner brows fully.
+* ``mouthClose`` is a corrective sculpted on top of ``jawOpen``: on its own it pushes the lower lip up through
+  the upper lip. ARKit defines mouthClose the same way (lips closing while the jaw is open), so by default its
+  weight is clamped to ``min(mouthClose, jawOpen)`` (``mouth_close="clamp_to_jaw"``): with the jaw open the lips
+  seal, with the jaw shut it has no effect. ``mouth_close="as_is"`` applies the raw shape.
+* The extra ``cheekRaiser`` and ``PupilDilate`` shapes are not ARKit channels and are left unused
+  (listed in :attr:`MeshRig.unused_targets`).
+* There is no ``tongueOut`` shape, so tongueOut has no effect on the ICT head (:attr:`MeshRig.unsupported`).
+
+Head pose rotates the mesh about a neck pivot, eye pose channels rotate the eyeballs (iris/sclera materials)
+about their centres; eye-look blendshapes act through their deltas as usual.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.errors import DatasetError, UnknownChannelError
+from semanticface.render.camera import Camera, Lighting, eye_angles, head_angles, rotation_matrix
+from semanticface.render.gltf import read_gltf
+from semanticface.render.raster import rasterize, vertex_normals
+from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, canonical_name
+
+# Overlay materials of ICT-FaceKit that are meant to be alpha-blended; drawn opaque they hide the eyes.
+HIDDEN_MATERIALS = frozenset({"M_EyeOcclusion", "M_LacrimalFluid", "M_EyeBlend"})
+
+# Albedo per material name (matched case-insensitively by substring); skin comes from the identity.
+_MATERIAL_COLOURS: tuple[tuple[str, tuple[float, float, float] | None], ...] = (
+    ("teeth", (0.93, 0.91, 0.84)),
+    ("gums", (0.72, 0.33, 0.35)),
+    ("tongue", (0.72, 0.33, 0.35)),
+    ("sclera", (0.95, 0.94, 0.92)),
+    ("iris", None),  # identity eye colour, pupil darkened
+    ("lash", (0.22, 0.16, 0.13)),
+)
+
+SKIN_TONES: tuple[tuple[float, float, float], ...] = (
+    (0.96, 0.80, 0.69),
+    (0.90, 0.72, 0.58),
+    (0.80, 0.60, 0.45),
+    (0.66, 0.46, 0.33),
+    (0.50, 0.34, 0.24),
+    (0.36, 0.24, 0.17),
+)
+EYE_COLOURS: tuple[tuple[float, float, float], ...] = (
+    (0.30, 0.20, 0.12),
+    (0.22, 0.38, 0.55),
+    (0.30, 0.42, 0.28),
+    (0.45, 0.32, 0.18),
+)
+
+
+@dataclass
+class MeshRig:
+    """A neutral mesh and its blendshape deltas, with each ARKit channel mapped to the deltas it drives."""
+
+    vertices: np.ndarray  # (V, 3) neutral positions
+    triangles: np.ndarray  # (F, 3) int32, counter-clockwise = outward
+    triangle_material: np.ndarray  # (F,) int32 index into material_names (-1 = none)
+    material_names: tuple[str, ...]
+    deltas: np.ndarray  # (K, V, 3)
+    target_names: tuple[str, ...]
+    channel_targets: dict[str, tuple[int, ...]]  # canonical channel -> delta indices it drives at full weight
+    unused_targets: tuple[str, ...] = ()
+    mouth_close: str = "clamp_to_jaw"
+
+    @property
+    def unsupported(self) -> tuple[str, ...]:
+        """ARKit blendshapes this rig has no shape for (they render as neutral)."""
+        return tuple(n for n in BLENDSHAPES if n not in self.channel_targets)
+
+    def target_weights(self, coefficients: FaceCoefficients) -> np.ndarray:
+        """Weight of every delta for the given coefficients (missing channels count as 0)."""
+        values = np.nan_to_num(coefficients.blendshapes)
+        weights = np.zeros(len(self.target_names))
+        for channel, targets in self.channel_targets.items():
+            value = float(values[CHANNEL_INDEX[channel]])
+            if channel == "mouthClose" and self.mouth_close == "clamp_to_jaw":
+                value = min(value, float(values[CHANNEL_INDEX["jawOpen"]]))
+            weights[list(targets)] = value
+        return weights
+
+    def deform(self, coefficients: FaceCoefficients) -> np.ndarray:
+        """Vertex positions with the blendshapes applied (pose is applied by the renderer)."""
+        weights = self.target_weights(coefficients)
+        active = np.flatnonzero(weights)
+        if active.size == 0:
+            return self.vertices.copy()
+        return self.vertices + np.tensordot(weights[active].astype(np.float32), self.deltas[active], axes=1)
+
+    def material_vertices(self, needle: str) -> np.ndarray:
+        """Indices of vertices used by triangles whose material name contains ``needle`` (case-insensitive)."""
+        mats = [i for i, n in enumerate(self.material_names) if needle.lower() in n.lower()]
+        if not mats:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(self.triangles[np.isin(self.triangle_material, mats)])
+
+
+def map_target_names(names: tuple[str, ...] | list[str]) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
+    """Map rig target names (any dialect, incl. ICT's split ``browInnerUp_L``) to canonical channels.
+
+    Returns ``(channel -> target indices, unused target names)``.
+    """
+    mapping: dict[str, list[int]] = {}
+    unused: list[str] = []
+    for i, raw in enumerate(names):
+        channel = _channel_of_target(str(raw))
+        if channel is None:
+            unused.append(str(raw))
+        else:
+            mapping.setdefault(channel, []).append(i)
+    return {k: tuple(v) for k, v in mapping.items()}, tuple(unused)
+
+
+def _channel_of_target(name: str) -> str | None:
+    candidates = [name]
+    # Split halves of midline channels (ICT's browInnerUp_L) drive their whole channel.
+    for suffix in ("_L", "_R", "Left", "Right", ".L", ".R"):
+        if name.endswith(suffix):
+            candidates.append(name[: -len(suffix)])
+    for candidate in candidates:
+        try:
+            channel = canonical_name(candidate)
+        except UnknownChannelError:
+            continue
+        if channel in BLENDSHAPES:
+            return channel
+    return None
+
+
+def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Vertices, triangles (polygons fan-split), per-triangle material index and material names of an OBJ."""
+    path = Path(path)
+    vertices: list[list[float]] = []
+    tris: list[tuple[int, int, int]] = []
+    tri_mat: list[int] = []
+    materials: list[str] = []
+    current = -1
+    try:
+        handle = path.open(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read OBJ ({error.strerror})") from error
+    with handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line.startswith("v "):
+                parts = line.split()
+                try:
+                    vertices.append([float(parts[1]), float(parts[2]), float(parts[3])])
+                except (IndexError, ValueError):
+                    raise DatasetError(f"{path}, line {line_no}: malformed vertex {line.strip()!r}") from None
+            elif line.startswith("f "):
+                try:
+                    idx = [int(p.split("/")[0]) for p in line.split()[1:]]
+                except ValueError:
+                    raise DatasetError(f"{path}, line {line_no}: malformed face {line.strip()!r}") from None
+                idx = [i - 1 if i > 0 else len(vertices) + i for i in idx]  # OBJ is 1-based; negatives are relative
+                for k in range(1, len(idx) - 1):
+                    tris.append((idx[0], idx[k], idx[k + 1]))
+                    tri_mat.append(current)
+            elif line.startswith("usemtl"):
+                name = line.split(maxsplit=1)[1].strip() if len(line.split()) > 1 else ""
+                if name not in materials:
+                    materials.append(name)
+                current = materials.index(name)
+    if not vertices or not tris:
+        raise DatasetError(f"{path}: OBJ has no vertices or no faces")
+    triangles = np.asarray(tris, dtype=np.int32)
+    if triangles.max() >= len(vertices) or triangles.min() < 0:
+        raise DatasetError(f"{path}: a face refers to a vertex that does not exist")
+    return np.asarray(vertices, np.float32), triangles, np.asarray(tri_mat, np.int32), tuple(materials)
+
+
+def load_obj_npz_rig(obj_path: str | Path, npz_path: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
+    """A rig from an OBJ (topology, materials) and an npz with ``deltas`` [K,V,3] and ``names`` [K] (``neutral``
+    [V,3] optional: it replaces the OBJ's positions)."""
+    vertices, triangles, tri_mat, materials = read_obj(obj_path)
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            deltas = np.asarray(data["deltas"], dtype=np.float32)
+            names = tuple(str(n) for n in data["names"])
+            if "neutral" in data.files:
+                vertices = np.asarray(data["neutral"], dtype=np.float32)
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{npz_path}: cannot read blendshape npz ({error})") from error
+    except KeyError as error:
+        raise DatasetError(f"{npz_path}: npz lacks array {error}") from error
+    if deltas.ndim != 3 or deltas.shape[1:] != vertices.shape or deltas.shape[0] != len(names):
+        raise DatasetError(
+            f"{npz_path}: deltas shape {deltas.shape} does not match {len(names)} names and {vertices.shape} vertices"
+        )
+    return _make_rig(vertices, triangles, tri_mat, materials, deltas, names, mouth_close)
+
+
+def load_gltf_rig(path: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
+    """A rig from the morph targets of a glTF/GLB file's first mesh."""
+    mesh = read_gltf(path)
+    return _make_rig(
+        mesh.vertices,
+        mesh.triangles,
+        mesh.triangle_material,
+        mesh.material_names,
+        mesh.deltas,
+        mesh.target_names,
+        mouth_close,
+    )
+
+
+def load_ict_rig(directory: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
+    """The ICT-FaceKit head from a folder holding ``generic_neutral_mesh.obj`` and ``ict_expression_deltas.npz``."""
+    directory = Path(directory)
+    obj, npz = directory / "generic_neutral_mesh.obj", directory / "ict_expression_deltas.npz"
+    for path in (obj, npz):
+        if not path.is_file():
+            raise DatasetError(f"{path}: not found (an ICT-FaceKit folder needs the OBJ and the npz)")
+    return load_obj_npz_rig(obj, npz, mouth_close=mouth_close)
+
+
+def load_rig(path: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
+    """A rig from a folder (ICT layout), a ``.glb``/``.gltf`` file."""
+    path = Path(path)
+    if path.is_dir():
+        glbs = sorted(path.glob("*.glb")) + sorted(path.glob("*.gltf"))
+        if (path / "ict_expression_deltas.npz").is_file() or not glbs:
+            return load_ict_rig(path, mouth_close=mouth_close)
+        return load_gltf_rig(glbs[0], mouth_close=mouth_close)
+    if path.suffix.lower() in (".glb", ".gltf"):
+        return load_gltf_rig(path, mouth_close=mouth_close)
+    raise DatasetError(f"{path}: expected a folder with an OBJ + npz rig or a .glb/.gltf file")
+
+
+def _make_rig(vertices, triangles, tri_mat, materials, deltas, names, mouth_close) -> MeshRig:
+    if mouth_close not in ("clamp_to_jaw", "as_is"):
+        raise DatasetError(f"mouth_close must be 'clamp_to_jaw' or 'as_is', got {mouth_close!r}")
+    mapping, unused = map_target_names(names)
+    if not mapping:
+        raise DatasetError(f"no morph target name maps to an ARKit blendshape (names: {', '.join(names[:8])} ...)")
+    return MeshRig(
+        vertices=np.asarray(vertices, np.float32),
+        triangles=np.asarray(triangles, np.int32),
+        triangle_material=np.asarray(tri_mat, np.int32),
+        material_names=tuple(materials),
+        deltas=np.asarray(deltas, np.float32),
+        target_names=tuple(names),
+        channel_targets=mapping,
+        unused_targets=unused,
+        mouth_close=mouth_close,
+    )
+
+
+@dataclass(frozen=True)
+class MeshLook:
+    """Per-identity appearance of a mesh (the geometry is the rig's own)."""
+
+    skin: tuple[float, float, float]
+    eyes: tuple[float, float, float]
+    light_yaw: float = 0.0
+
+    @classmethod
+    def from_seed(cls, seed: int) -> MeshLook:
+        rng = np.random.default_rng(zlib.crc32(f"mesh-look-{seed}".encode()))
+        skin = np.array(SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]) * rng.uniform(0.95, 1.05, 3)
+        eyes = EYE_COLOURS[int(rng.integers(len(EYE_COLOURS)))]
+        return cls(tuple(np.clip(skin, 0, 1).tolist()), eyes, float(rng.uniform(-25, 25)))  # type: ignore[arg-type]
+
+
+@dataclass
+class MeshRenderer:
+    """Renders a :class:`MeshRig` with a numpy z-buffer, Lambert + Blinn-Phong shading and head/eye pose."""
+
+    rig: MeshRig
+    camera: Camera = field(default_factory=Camera)
+    lighting: Lighting = field(default_factory=Lighting)
+    supersample: int = 1
+    name: str = "mesh"
+
+    def __post_init__(self) -> None:
+        rig = self.rig
+        visible = np.array(
+            [rig.triangle_material[i] < 0 or rig.material_names[rig.triangle_material[i]] not in HIDDEN_MATERIALS
+             for i in range(len(rig.triangles))]
+        ) if rig.material_names else np.ones(len(rig.triangles), bool)  # fmt: skip
+        self._triangles = rig.triangles[visible]
+        self._tri_material = rig.triangle_material[visible]
+        # Per-vertex albedo class: 0 skin, 1 iris (identity colour), else fixed colours; computed once per rig.
+        n = len(rig.vertices)
+        self._fixed_colour = np.full((n, 3), np.nan, dtype=np.float32)
+        self._iris = np.zeros(n, dtype=bool)
+        self._pupil = np.zeros(n, dtype=bool)
+        for needle, colour in _MATERIAL_COLOURS:
+            idx = rig.material_vertices(needle)
+            if colour is None:
+                self._iris[idx] = True
+            else:
+                self._fixed_colour[idx] = colour
+        self._eyes = {side: self._eye(side) for side in ("left", "right")}
+        # ICT's iris sits behind a sclera sphere meant to be textured; colour the sphere's front cap instead:
+        # a human iris spans about 30 degrees from the eye's axis, the pupil about 12.
+        for eye in self._eyes.values():
+            if eye is None:
+                continue
+            idx, centre = eye
+            direction = rig.vertices[idx] - centre
+            cos = direction[:, 2] / np.maximum(np.linalg.norm(direction, axis=1), 1e-9)
+            self._iris[idx[cos > math.cos(math.radians(30))]] = True
+            self._pupil[idx[cos > math.cos(math.radians(12))]] = True
+        face = rig.material_vertices("face")
+        ref = rig.vertices[face] if face.size else rig.vertices
+        lo, hi = ref.min(axis=0), ref.max(axis=0)
+        self._centre = np.array(
+            self.camera.target if self.camera.target is not None else ((lo[0] + hi[0]) / 2, lo[1] + 0.6 * (hi[1] - lo[1]), (lo[2] + hi[2]) / 2)
+        )  # fmt: skip
+        self._pivot = np.array([(lo[0] + hi[0]) / 2, lo[1] + 0.25 * (hi[1] - lo[1]), lo[2]])  # roughly the neck
+
+    def _eye(self, side: str) -> tuple[np.ndarray, np.ndarray] | None:
+        ball = np.union1d(self.rig.material_vertices("sclera"), self.rig.material_vertices("iris"))
+        ball = np.intersect1d(ball, self.rig.material_vertices(side))
+        if ball.size == 0:
+            return None
+        pts = self.rig.vertices[ball]
+        radius = (pts[:, 0].max() - pts[:, 0].min()) / 2
+        centre = np.array([pts[:, 0].mean(), pts[:, 1].mean(), pts[:, 2].max() - radius])
+        return ball, centre
+
+    def render(self, coefficients: FaceCoefficients, *, identity: int | MeshLook = 0, size: int = 256) -> Image.Image:
+        """An RGB image of the rig with the given expression and pose."""
+        look = identity if isinstance(identity, MeshLook) else MeshLook.from_seed(int(identity))
+        verts = self.rig.deform(coefficients).astype(np.float64)
+        for side, eye in self._eyes.items():
+            yaw, pitch = eye_angles(coefficients, side)
+            if eye is not None and (yaw or pitch):
+                idx, centre = eye
+                verts[idx] = (verts[idx] - centre) @ rotation_matrix(yaw, pitch, 0.0).T + centre
+        rot = rotation_matrix(*head_angles(coefficients))
+        cam = rotation_matrix(-self.camera.azimuth_degrees, self.camera.elevation_degrees, 0.0)
+        world = ((verts - self._pivot) @ rot.T + self._pivot - self._centre) @ cam.T
+        res = size * self.supersample
+        focal = (res / 2) / math.tan(math.radians(self.camera.fov_degrees) / 2)
+        depth = self.camera.distance - world[:, 2]
+        xy = np.empty((len(world), 2))
+        xy[:, 0] = res / 2 + focal * world[:, 0] / depth
+        xy[:, 1] = res / 2 - focal * world[:, 1] / depth
+        frags = rasterize(xy, depth, self._triangles, res, res)
+        image = self._shade(frags, world, look, res)
+        out = Image.fromarray(image, "RGB")
+        if self.supersample > 1:
+            out = out.reduce(self.supersample)
+        return out
+
+    def _shade(self, frags, world: np.ndarray, look: MeshLook, res: int) -> np.ndarray:
+        covered = frags.triangle >= 0
+        tri = self._triangles[frags.triangle[covered]]  # (P, 3)
+        bary = frags.bary[covered][:, :, None]  # (P, 3, 1)
+        normals = vertex_normals(world, self._triangles)
+        n = (normals[tri] * bary).sum(axis=1)
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+        albedo = np.where(np.isnan(self._fixed_colour), np.array(look.skin, np.float32), self._fixed_colour)
+        albedo[self._iris] = look.eyes
+        albedo[self._pupil] = (0.03, 0.03, 0.03)
+        colour = (albedo[tri] * bary).sum(axis=1)
+        light = np.array(self.lighting.direction, dtype=np.float64)
+        light = rotation_matrix(look.light_yaw, 0, 0) @ (light / np.linalg.norm(light))
+        lambert = np.clip(n @ light, 0, 1)
+        half = light + np.array([0.0, 0.0, 1.0])
+        half /= np.linalg.norm(half)
+        spec = self.lighting.specular * np.clip(n @ half, 0, 1) ** self.lighting.shininess
+        shaded = colour * (self.lighting.ambient + self.lighting.diffuse * lambert)[:, None] + spec[:, None]
+        image = np.empty((res, res, 3), dtype=np.uint8)
+        # A soft vertical gradient background, cheap and less "synthetic" for face detectors than flat colour.
+        bg = np.array(self.lighting.background, dtype=np.float64)
+        ramp = np.linspace(1.12, 0.82, res)[:, None, None]
+        image[:] = np.clip(bg[None, None, :] * ramp, 0, 255).astype(np.uint8)
+        image[covered] = np.clip(shaded * 255, 0, 255).astype(np.uint8)
+        return image
