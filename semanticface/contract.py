@@ -90,12 +90,20 @@ class TargetConfig:
 
     def channels(self) -> tuple[str, ...]:
         """Canonical channels of the block, in order (those the key dialect cannot spell are left out)."""
-        names = CHANNELS if self.include_pose else BLENDSHAPES
-        return tuple(n for n in names if _spell(n, self.key_dialect) is not None)
+        return _block_keys(self.include_pose, self.key_dialect)[0]
 
     def keys(self) -> tuple[str, ...]:
         """The block's keys as spelled in ``key_dialect``."""
-        return tuple(_spell(n, self.key_dialect) for n in self.channels())  # type: ignore[misc]
+        return _block_keys(self.include_pose, self.key_dialect)[1]
+
+
+@functools.lru_cache(maxsize=32)
+def _block_keys(include_pose: bool, dialect: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(canonical channels, keys as spelled, keys JSON-quoted) of a block."""
+    names = CHANNELS if include_pose else BLENDSHAPES
+    pairs = [(n, _spell(n, dialect)) for n in names]
+    pairs = [(n, k) for n, k in pairs if k is not None]
+    return tuple(n for n, _ in pairs), tuple(k for _, k in pairs), tuple(json.dumps(k) for _, k in pairs)  # type: ignore[misc]
 
 
 def _spell(name: str, dialect: str) -> str | None:
@@ -108,7 +116,7 @@ def _spell(name: str, dialect: str) -> str | None:
 def format_value(value: float, decimals: int) -> str:
     """Fixed-decimal text of an already quantised value (no negative zero)."""
     text = f"{value:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    return text[1:] if text[0] == "-" and float(text) == 0 else text
 
 
 # --- rendering -------------------------------------------------------------------------------------------------
@@ -117,10 +125,12 @@ def format_value(value: float, decimals: int) -> str:
 def coefficient_block(coefficients: FaceCoefficients, config: TargetConfig) -> str:
     """The one-line JSON block (values quantised to ``config.decimals``; missing channels left out)."""
     quantized = coefficients.quantized(config.decimals)
+    channels, _, quoted = _block_keys(config.include_pose, config.key_dialect)
+    values, missing, decimals = quantized.values, quantized.missing, config.decimals
     parts = [
-        f"{json.dumps(key)}: {format_value(float(quantized.values[CHANNEL_INDEX[name]]), config.decimals)}"
-        for name, key in zip(config.channels(), config.keys())
-        if name not in quantized.missing
+        f"{key}: {format_value(float(values[CHANNEL_INDEX[name]]), decimals)}"
+        for name, key in zip(channels, quoted)
+        if name not in missing
     ]
     return "{" + ", ".join(parts) + "}"
 
