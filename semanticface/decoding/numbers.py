@@ -1,0 +1,98 @@
+"""The set of valid number strings of a slot as a character trie, walked by vocabulary tokens.
+
+A number slot accepts exactly the strings ``f"{k / 10**d:.{d}f}"`` for integers ``k`` with ``low <= k/10**d <=
+high`` — e.g. ``0.00`` … ``1.00`` for a blendshape at 2 decimals, ``-1.00`` … ``1.00`` for pose. With a fixed number
+of decimals no valid string is a prefix of another, so a number is complete exactly when the walk reaches a leaf:
+the model never has to emit a terminator. A vocabulary token is allowed at a node when all of its characters
+continue the walk, so single-digit tokenizers (Qwen, Llama-2) and multi-digit ones (Llama-3, GPT-2) both work.
+Characters that are forced (the ``.`` after the integer part, ``.00`` after ``1``) are appended without sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from semanticface.decoding.vocab import TokenTable
+from semanticface.errors import ConfigError
+
+
+@dataclass
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+
+def number_strings(low: float, high: float, decimals: int) -> list[str]:
+    """Every valid rendering of a value in [low, high] at ``decimals`` places, as the output contract writes it."""
+    if decimals < 0 or high < low:
+        raise ConfigError(f"invalid number slot: range [{low}, {high}] with {decimals} decimals")
+    scale = 10**decimals
+    first = int((Decimal(str(low)) * scale).to_integral_value(rounding="ROUND_CEILING"))
+    last = int((Decimal(str(high)) * scale).to_integral_value(rounding="ROUND_FLOOR"))
+    return [f"{Decimal(k).scaleb(-decimals):.{decimals}f}" for k in range(first, last + 1)]
+
+
+class NumberGrammar:
+    """Trie of the valid strings of one (low, high, decimals) slot kind, with per-node token tables cached."""
+
+    def __init__(self, low: float, high: float, decimals: int, table: TokenTable) -> None:
+        self.root = _Node()
+        for text in number_strings(low, high, decimals):
+            node = self.root
+            for char in text:
+                node = node.children.setdefault(char, _Node())
+        self.table = table
+        self._allowed: dict[int, tuple[list[int], list[_Node]]] = {}
+        self._forced: dict[int, tuple[list[int], _Node]] = {}
+        self.describe = f"[{low:g}, {high:g}] at {decimals} decimals"
+        self._by_text = {text: i for i, text in table.number_tokens.items()}
+
+    def walk(self, node: _Node, text: str) -> _Node | None:
+        for char in text:
+            node = node.children.get(char)  # type: ignore[assignment]
+            if node is None:
+                return None
+        return node
+
+    def allowed(self, node: _Node) -> tuple[list[int], list[_Node]]:
+        """Token ids that keep the walk inside the trie from ``node``, and the node each one leads to."""
+        key = id(node)
+        if key not in self._allowed:
+            ids, ends = [], []
+            for token_id, text in self.table.number_tokens.items():
+                end = self.walk(node, text)
+                if end is not None:
+                    ids.append(token_id)
+                    ends.append(end)
+            if not ids:
+                raise ConfigError(f"the tokenizer has no token that continues a number {self.describe}")
+            self._allowed[key] = (ids, ends)
+        return self._allowed[key]
+
+    def forced(self, node: _Node) -> tuple[list[int], _Node]:
+        """Tokens for the run of characters that has only one continuation from ``node`` (maybe none).
+
+        The run is spelled greedily with the longest number tokens that fit, so it is one valid tokenization.
+        """
+        key = id(node)
+        if key not in self._forced:
+            run, end = "", node
+            while len(end.children) == 1:
+                char, end = next(iter(end.children.items()))
+                run += char
+            ids: list[int] = []
+            pos = 0
+            while pos < len(run):
+                for stop in range(len(run), pos, -1):
+                    if run[pos:stop] in self._by_text:
+                        ids.append(self._by_text[run[pos:stop]])
+                        pos = stop
+                        break
+                else:
+                    raise ConfigError(f"the tokenizer cannot spell {run[pos:]!r} inside a number {self.describe}")
+            self._forced[key] = (ids, end)
+        return self._forced[key]

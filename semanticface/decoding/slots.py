@@ -1,0 +1,114 @@
+"""Per-row state of one generated slot: which tokens may come next, and what to feed after a choice.
+
+Each state answers ``allowed()`` (token ids the next sample may take; ``None`` means "all but the banned ones") and
+``advance(token) -> tokens to feed`` and exposes ``done`` and ``text``. The decoder feeds what ``advance`` returns
+lazily, in the same forward pass as whatever comes next (the following literal), so a slot's last token costs no
+extra pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from semanticface.decoding.numbers import NumberGrammar
+from semanticface.decoding.vocab import TokenTable
+
+# Characters a description field may never contain: a line break would start a new section and braces would
+# confuse the search for the coefficient block.
+FREE_TEXT_FORBIDDEN = "\n\r{}"
+
+
+class NumberSlot:
+    """A number walked through the grammar trie; characters with a single continuation are forced."""
+
+    def __init__(self, grammar: NumberGrammar) -> None:
+        self.grammar = grammar
+        self.text = ""
+        forced, self.node = grammar.forced(grammar.root)
+        self.start_tokens = forced
+        self.text = "".join(grammar.table.number_tokens[t] for t in forced)
+        self.sampled = 0
+
+    @property
+    def done(self) -> bool:
+        return self.node.is_leaf
+
+    def allowed(self) -> list[int]:
+        return self.grammar.allowed(self.node)[0]
+
+    def advance(self, token: int) -> list[int]:
+        ids, ends = self.grammar.allowed(self.node)
+        self.node = ends[ids.index(token)]
+        self.text += self.grammar.table.number_tokens[token]
+        self.sampled += 1
+        forced, self.node = self.grammar.forced(self.node)
+        self.text += "".join(self.grammar.table.number_tokens[t] for t in forced)
+        return [token, *forced]
+
+
+class FreeTextSlot:
+    """A description field: any ordinary token until one spells the start of the next literal, or the bound.
+
+    The text is decoded from all the slot's tokens together, so characters split over several byte-level tokens
+    come out whole. A token that runs past the stop character is cut there; the part before it is re-encoded and
+    fed, so the model sees what the text says.
+    """
+
+    def __init__(self, tokenizer: Any, table: TokenTable, stop: str, max_chars: int, max_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.table = table
+        self.stop_char = stop[:1] or "\n"
+        self.max_chars = max_chars
+        self.max_tokens = max_tokens
+        self.ids: list[int] = []
+        self.tail = ""  # text of a cut last token
+        self.done = max_tokens <= 0 or max_chars <= 0
+        self.start_tokens: list[int] = []
+        self.sampled = 0
+
+    @property
+    def text(self) -> str:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True) + self.tail
+        text = text.replace("\ufffd", "")  # an unfinished multi-byte character at a bound
+        for char in FREE_TEXT_FORBIDDEN:
+            text = text.replace(char, " ")
+        return text.strip()[: self.max_chars].strip()
+
+    def allowed(self) -> None:
+        return None
+
+    def banned(self, first: bool) -> frozenset[int]:
+        """Tokens never sampled here: control tokens, forbidden characters (not the stop, which ends the text),
+        and on the first step the stop itself, so a field is never empty."""
+        return _banned(self.table, self.stop_char, first)
+
+    def advance(self, token: int) -> list[int]:
+        self.sampled += 1
+        piece = self.table.strings[token]
+        cut = piece.find(self.stop_char)
+        if cut >= 0:
+            self.done = True
+            if cut == 0:
+                return []
+            self.tail = piece[:cut]
+            return list(self.tokenizer.encode(self.tail, add_special_tokens=False))
+        self.ids.append(token)
+        if len(self.ids) >= self.max_tokens or len(self.text) >= self.max_chars:
+            self.done = True
+        return [token]
+
+
+_BANNED: dict[tuple[int, str, bool], frozenset[int]] = {}
+
+
+def _banned(table: TokenTable, stop_char: str, first: bool) -> frozenset[int]:
+    key = (id(table), stop_char, first)
+    if key not in _BANNED:
+        forbidden = set(FREE_TEXT_FORBIDDEN) - ({stop_char} if not first else set())
+        if first:
+            forbidden.add(stop_char)
+        banned = set(table.special_ids)
+        banned |= {i for i, s in enumerate(table.strings) if not s.strip() and first}  # no leading blank
+        banned |= {i for i, s in enumerate(table.strings) if forbidden & set(s)}
+        _BANNED[key] = frozenset(banned)
+    return _BANNED[key]
