@@ -35,6 +35,10 @@ class EvalOptions:
     )
     num_renders: int = field(default=4, metadata={"help": "Rows of side-by-side avatar renders in the report."})
     decimals: int = field(default=2, metadata={"help": "Decimals the descriptions were derived at (consistency)."})
+    consistency: bool = field(
+        default=True,
+        metadata={"help": "Measure description-coefficient consistency (only for this toolkit's description format)."},
+    )
 
 
 def load_split(dataset: str | Path, split: str) -> tuple[Any, Any | None]:
@@ -87,14 +91,20 @@ def render_distance(
 
 
 def model_result(
-    name: str, predictions: Sequence[Any], truths: Sequence[FaceCoefficients], decimals: int
+    name: str,
+    predictions: Sequence[Any],
+    truths: Sequence[FaceCoefficients],
+    decimals: int,
+    *,
+    with_consistency: bool = True,
 ) -> SystemResult:
     """Score :class:`semanticface.inference.Prediction` objects: coefficient metrics plus consistency and cost."""
     coefficients = [p.coefficients for p in predictions]
     extra: dict[str, float] = {}
-    stats = consistency([p.description for p in predictions], coefficients, decimals=decimals)
-    if stats.compared:
-        extra.update(stats.to_extra())
+    if with_consistency:
+        stats = consistency([p.description for p in predictions], coefficients, decimals=decimals)
+        if stats.compared:
+            extra.update(stats.to_extra())
     if any(p.num_tokens for p in predictions):
         extra["mean_output_tokens"] = float(np.mean([p.num_tokens for p in predictions]))
     if any(p.seconds for p in predictions):
@@ -142,7 +152,7 @@ def evaluate(
     if len(predictions) != len(truths):
         raise DatasetError(f"{len(predictions)} predictions for {len(truths)} dataset rows")
     images = dataset_images(eval_dataset)
-    results = [model_result(name, predictions, truths, options.decimals)]
+    results = [model_result(name, predictions, truths, options.decimals, with_consistency=options.consistency)]
     if options.baselines or options.mediapipe_model:
         train_truths = dataset_coefficients(train_dataset) if train_dataset is not None else None
         results += baseline_results(truths, images, train_truths=train_truths, mediapipe_model=options.mediapipe_model)

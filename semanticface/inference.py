@@ -1,0 +1,420 @@
+"""Load a trained SemanticFace model in one line and predict coefficients for face images.
+
+``SemanticFacePredictor.from_pretrained`` accepts a Hub repo id or a local directory holding either a LoRA
+adapter (``adapter_config.json``: the base model is resolved from it and the adapter applied with peft) or a
+merged/full model. The target format the model was trained to emit is read from the ``semanticface_config.json``
+training writes beside the weights, so outputs are parsed the way they were rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.errors import ConfigError, DatasetError, OutputParseError
+
+CONFIG_FILENAME = "semanticface_config.json"
+ADAPTER_CONFIG = "adapter_config.json"
+DECODING_MODES = ("generate", "forced")
+
+
+@dataclass
+class Prediction:
+    """One model output: the parsed coefficients (None when no coefficient block could be recovered), the
+    description text before the coefficient block, the raw generated text, parse issues, and its cost."""
+
+    coefficients: FaceCoefficients | None
+    description: str
+    raw_text: str
+    issues: list[str] = field(default_factory=list)
+    num_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def parse_ok(self) -> bool:
+        return self.coefficients is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: coefficients as ``{ARKit name: value}`` (missing channels left out) or null."""
+        return {
+            "coefficients": None if self.coefficients is None else self.coefficients.to_dict(),
+            "description": self.description,
+            "raw_text": self.raw_text,
+            "issues": list(self.issues),
+            "parse_ok": self.parse_ok,
+            "num_tokens": self.num_tokens,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class GenerationOptions:
+    """How outputs are decoded. Greedy by default; sampling is for drawing preference candidates."""
+
+    max_new_tokens: int = field(default=1024, metadata={"help": "Upper bound on generated tokens per output."})
+    do_sample: bool = field(default=False, metadata={"help": "Sample instead of greedy decoding."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (only with do_sample)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (only with do_sample)."})
+    seed: int | None = field(default=None, metadata={"help": "Seed for sampling, for reproducible candidates."})
+    num_return_sequences: int = field(default=1, metadata={"help": "Outputs per image (candidates for ranking)."})
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.num_return_sequences < 1:
+            raise ConfigError(f"num_return_sequences must be >= 1, got {self.num_return_sequences}")
+        if self.num_return_sequences > 1 and not self.do_sample:
+            raise ConfigError("num_return_sequences > 1 needs do_sample=True (greedy outputs would be identical)")
+        if self.do_sample and (self.temperature <= 0 or not 0 < self.top_p <= 1):
+            raise ConfigError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+
+
+def is_adapter(id_or_path: str | Path, *, revision: str | None = None) -> bool:
+    """Whether a local directory or Hub repo holds a peft adapter rather than a full model."""
+    path = Path(id_or_path)
+    if path.is_dir():
+        return (path / ADAPTER_CONFIG).is_file()
+    return _hub_file(str(id_or_path), ADAPTER_CONFIG, revision=revision) is not None
+
+
+def _hub_file(repo_id: str, filename: str, *, revision: str | None) -> Path | None:
+    """Download one file of a Hub repo; None if the repo has no such file (or the Hub cannot be reached)."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(repo_id, filename, revision=revision))
+    except Exception:  # EntryNotFound, offline, invalid id: callers fall back to the full-model path
+        return None
+
+
+def read_semanticface_config(id_or_path: str | Path, *, revision: str | None = None) -> dict[str, Any]:
+    """The ``semanticface_config.json`` training saved with the model ({} when absent)."""
+    path = Path(id_or_path)
+    file = path / CONFIG_FILENAME if path.is_dir() else _hub_file(str(id_or_path), CONFIG_FILENAME, revision=revision)
+    if file is None or not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{file}: not valid JSON ({error})") from error
+
+
+def target_config_from(saved: dict[str, Any]) -> Any:
+    """Rebuild the training ``TargetConfig`` from the saved config (defaults when none was saved).
+
+    Accepts the fields under ``"target"`` (or ``"target_config"``), or at the top level of the file.
+    """
+    from dataclasses import fields
+
+    from semanticface.contract import TargetConfig
+
+    names = {f.name for f in fields(TargetConfig)}
+    section = saved.get("target", saved.get("target_config", saved))
+    if not isinstance(section, dict):
+        raise ConfigError(f"{CONFIG_FILENAME}: the target section must be an object, got {section!r:.80}")
+    values = {k: v for k, v in section.items() if k in names}
+    return TargetConfig(**values)
+
+
+def load_image(image: Any) -> Any:
+    """A PIL RGB image from a PIL image or a file path."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    path = Path(image)
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as error:
+        raise DatasetError(f"{path}: cannot read image ({error})") from error
+
+
+class SemanticFacePredictor:
+    """A loaded model + processor that turns face images into :class:`Prediction` objects."""
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        target_config: Any = None,
+        decoding: str = "generate",
+        saved_config: dict[str, Any] | None = None,
+    ) -> None:
+        if decoding not in DECODING_MODES:
+            raise ConfigError(f"decoding must be one of {', '.join(DECODING_MODES)}; got {decoding!r}")
+        self.model = model.eval()
+        self.processor = processor
+        self.saved_config = dict(saved_config or {})
+        self.target_config = target_config if target_config is not None else target_config_from(self.saved_config)
+        self.decoding = decoding
+        self.prompt_messages = _prompt_messages(self.target_config)
+
+    # --- loading ----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        id_or_path: str | Path,
+        *,
+        dtype: Any = "auto",
+        device: str | None = None,
+        decoding: str = "generate",
+        target_config: Any = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        quantization: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+    ) -> SemanticFacePredictor:
+        """Load from a Hub repo id or local directory holding a LoRA adapter or a full model.
+
+        ``device`` is e.g. ``"cpu"``, ``"cuda"`` or ``"auto"`` (accelerate's placement); ``target_config``
+        overrides the saved target format.
+        """
+        from semanticface.modeling import load_model, load_processor
+
+        source = str(id_or_path)
+        saved = read_semanticface_config(source, revision=revision)
+        # Image resolution bounds used in training apply at inference too (the image token count must match).
+        min_pixels = min_pixels if min_pixels is not None else saved.get("min_pixels")
+        max_pixels = max_pixels if max_pixels is not None else saved.get("max_pixels")
+        adapter = is_adapter(source, revision=revision)
+        base = _adapter_base(source, revision=revision) if adapter else source
+        # The processor (chat template, image settings) is saved with the adapter by training; fall back to base's.
+        try:
+            processor = load_processor(
+                source,
+                trust_remote_code=trust_remote_code,
+                min_pixels=min_pixels,
+                max_pixels=max_pixels,
+                revision=revision,
+            )
+        except ConfigError:
+            if not adapter:
+                raise
+            processor = load_processor(
+                base, trust_remote_code=trust_remote_code, min_pixels=min_pixels, max_pixels=max_pixels
+            )
+        device_map = "auto" if device == "auto" else None
+        model = load_model(
+            base,
+            dtype=dtype,
+            device_map=device_map,
+            quantization=quantization,
+            trust_remote_code=trust_remote_code,
+            revision=None if adapter else revision,
+        )
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, source, revision=revision, is_trainable=False)
+        if device not in (None, "auto") and quantization is None:
+            model = model.to(device)
+        return cls(model, processor, target_config=target_config, decoding=decoding, saved_config=saved)
+
+    # --- prediction -------------------------------------------------------------------------------------------
+
+    def predict(
+        self,
+        images: Sequence[Any],
+        *,
+        batch_size: int = 8,
+        options: GenerationOptions | None = None,
+        progress: bool = False,
+        **option_overrides: Any,
+    ) -> list[Prediction]:
+        """Predict every image (PIL images or paths), ``batch_size`` at a time.
+
+        Returns one :class:`Prediction` per image, or ``num_return_sequences`` consecutive ones per image when
+        sampling candidates. Outputs that cannot be parsed give ``coefficients=None`` and their issues; they never
+        raise. Keyword overrides (``temperature=0.8, do_sample=True, seed=0``...) build :class:`GenerationOptions`.
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        opts = options or GenerationOptions(**option_overrides)
+        if options is not None and option_overrides:
+            opts = GenerationOptions(**{**asdict(options), **option_overrides})
+        results: list[Prediction] = []
+        batches = list(_chunks(list(images), batch_size))
+        bar = _progress(len(images), progress)
+        for batch in batches:
+            results.extend(self._predict_batch([load_image(image) for image in batch], opts))
+            bar.update(len(batch))
+        bar.close()
+        return results
+
+    def sample_candidates(
+        self,
+        images: Sequence[Any],
+        num_candidates: int,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 1024,
+    ) -> list[list[Prediction]]:
+        """``num_candidates`` sampled predictions per image (for preference ranking), grouped by image."""
+        flat = self.predict(
+            images,
+            batch_size=batch_size,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            num_return_sequences=num_candidates,
+            max_new_tokens=max_new_tokens,
+        )
+        return [flat[i : i + num_candidates] for i in range(0, len(flat), num_candidates)]
+
+    def _inputs(self, images: list[Any]) -> Any:
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        tokenizer.padding_side = "left"  # generation continues from the last position of every row
+        text = self.processor.apply_chat_template(self.prompt_messages, add_generation_prompt=True, tokenize=False)
+        inputs = self.processor(
+            text=[text] * len(images), images=[[image] for image in images], padding=True, return_tensors="pt"
+        )
+        return inputs.to(self.model.device)
+
+    def _predict_batch(self, images: list[Any], opts: GenerationOptions) -> list[Prediction]:
+        import torch
+
+        start = time.perf_counter()
+        inputs = self._inputs(images)
+        if opts.seed is not None:
+            torch.manual_seed(opts.seed)
+        if self.decoding == "forced":
+            texts, token_counts = self._forced(inputs, opts)
+        else:
+            texts, token_counts = self._generate(inputs, opts)
+        seconds = (time.perf_counter() - start) / len(texts)
+        return [self._parse(text, count, seconds) for text, count in zip(texts, token_counts)]
+
+    def _generation_kwargs(self, opts: GenerationOptions) -> dict[str, Any]:
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": opts.max_new_tokens,
+            "do_sample": opts.do_sample,
+            "num_return_sequences": opts.num_return_sequences,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        }
+        if opts.do_sample:
+            kwargs.update(temperature=opts.temperature, top_p=opts.top_p, top_k=0)
+        else:
+            # Override sampling defaults a checkpoint's generation_config may carry, so greedy means greedy.
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def _generate(self, inputs: Any, opts: GenerationOptions) -> tuple[list[str], list[int]]:
+        import torch
+
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, **self._generation_kwargs(opts))
+        generated = output[:, inputs["input_ids"].shape[1] :]
+        return self._decode(generated)
+
+    def _decode(self, generated: Any) -> tuple[list[str], list[int]]:
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+        stop_ids |= set(_as_list(getattr(self.model.generation_config, "eos_token_id", None)))
+        texts, counts = [], []
+        for row in generated.tolist():
+            # Tokens up to and including the first stop token: padding after it was not generated.
+            count = next((i + 1 for i, token in enumerate(row) if token in stop_ids), len(row))
+            counts.append(count)
+            texts.append(tokenizer.decode(row[:count], skip_special_tokens=True).strip())
+        return texts, counts
+
+    def _forced(self, inputs: Any, opts: GenerationOptions) -> tuple[list[str], list[int]]:
+        try:
+            from semanticface.decoding import forced_generate
+        except ImportError as error:
+            raise ConfigError(f"decoding='forced' needs semanticface.decoding.forced_generate: {error}") from error
+        from semanticface.contract import target_skeleton
+
+        result = forced_generate(
+            self.model, self.processor, inputs, target_skeleton(self.target_config), **self._generation_kwargs(opts)
+        )
+        return list(result.texts), list(result.num_tokens)
+
+    def _parse(self, text: str, num_tokens: int, seconds: float) -> Prediction:
+        from semanticface.contract import parse_output
+
+        try:
+            parsed = parse_output(text, expected_channels=self.target_config.channels())
+        except OutputParseError as error:
+            return Prediction(None, _description_part(text), text, [str(error), *error.issues], num_tokens, seconds)
+        return Prediction(parsed.coefficients, parsed.description, text, list(parsed.issues), num_tokens, seconds)
+
+
+def merge_adapter(adapter_path: str | Path, out_dir: str | Path, *, dtype: Any = "auto") -> Path:
+    """Merge a LoRA adapter into its base model and save a standalone checkpoint (safetensors + processor + config).
+
+    The result loads with ``SemanticFacePredictor.from_pretrained(out_dir)`` (and plain transformers).
+    """
+    source = str(adapter_path)
+    if not is_adapter(source):
+        raise ConfigError(f"{source}: no {ADAPTER_CONFIG}, so there is no adapter to merge")
+    predictor = SemanticFacePredictor.from_pretrained(source, dtype=dtype)
+    merged = predictor.model.merge_and_unload()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out, safe_serialization=True)
+    predictor.processor.save_pretrained(out)
+    local_config = Path(source) / CONFIG_FILENAME
+    if local_config.is_file():
+        shutil.copyfile(local_config, out / CONFIG_FILENAME)
+    elif predictor.saved_config:
+        (out / CONFIG_FILENAME).write_text(json.dumps(predictor.saved_config, indent=2) + "\n")
+    return out
+
+
+def _adapter_base(source: str, *, revision: str | None) -> str:
+    path = Path(source)
+    file = path / ADAPTER_CONFIG if path.is_dir() else _hub_file(source, ADAPTER_CONFIG, revision=revision)
+    if file is None:
+        raise ConfigError(f"{source}: cannot read {ADAPTER_CONFIG}")
+    base = json.loads(file.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ConfigError(f"{file}: no base_model_name_or_path, so the base model cannot be resolved")
+    # A relative base path recorded at training time is relative to where training ran; try beside the adapter too.
+    if not Path(base).exists() and path.is_dir() and (path / base).exists():
+        return str(path / base)
+    return str(base)
+
+
+def _prompt_messages(target_config: Any) -> list[dict[str, Any]]:
+    # The single source of the training prompt: inference and training prompts cannot drift apart.
+    from semanticface.training.formatting import build_prompt_messages
+
+    return build_prompt_messages(target_config)
+
+
+def _description_part(text: str) -> str:
+    marker = text.find("Coefficients:")
+    return (text[:marker] if marker >= 0 else text).strip()
+
+
+def _as_list(value: Any) -> list[int]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="img", desc="predict")
