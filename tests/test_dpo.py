@@ -1,0 +1,166 @@
+"""DPO rounds on the tiny real-architecture model: adapter start with a frozen 'ref' copy, simulated and people
+annotation, per-round models and metrics, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.preferences.rounds import DPOScriptArguments, run_rounds
+from semanticface.preferences.storage import Ranking, RankingStore
+from semanticface.render import get_renderer
+from semanticface.rows import coefficients_to_row
+
+TARGET = {"target_format": "coefficients", "decimals": 2, "include_pose": False, "key_dialect": "arkit"}
+
+
+@pytest.fixture(scope="module")
+def sft_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA 'SFT' adapter on the tiny model, saved as distillation saves it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from semanticface.modeling import load_model_and_processor
+
+    model, processor = load_model_and_processor(tiny_model_dir, dtype="float32")
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, lora)
+    out = tmp_path_factory.mktemp("sft_adapter")
+    peft_model.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "semanticface_config.json").write_text(json.dumps({"target": TARGET, "base_model": str(tiny_model_dir)}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Avatar renders with their true coefficients, in the semanticface row layout."""
+    from datasets import Dataset
+
+    renderer = get_renderer("avatar")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(4):
+        truth = FaceCoefficients.from_array(rng.uniform(0, 0.5, 52))
+        rows.append({**coefficients_to_row(truth), "images": [renderer.render(truth, size=56)], "identity": i})
+    out = tmp_path_factory.mktemp("faces")
+    Dataset.from_list(rows).save_to_disk(str(out))
+    return out
+
+
+def _configs(output_dir: Path, model: Path, faces: Path, **script):
+    from trl import DPOConfig, ModelConfig
+
+    defaults = dict(
+        dataset_name=str(faces),
+        num_rounds=2,
+        images_per_round=2,
+        num_samples=2,
+        sample_max_new_tokens=8,
+        num_perturbations=3,
+        perturbation_scale=0.2,
+        render_size=48,
+        min_pixels=56 * 56,
+        max_pixels=56 * 56,
+    )
+    script_args = DPOScriptArguments(**{**defaults, **script})
+    training_args = DPOConfig(
+        output_dir=str(output_dir),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=5e-3,
+        beta=0.1,
+        max_length=None,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        bf16=False,
+    )
+    return script_args, training_args, ModelConfig(model_name_or_path=str(model), use_peft=True, lora_r=4)
+
+
+def _adapter_weights(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_two_simulated_rounds_from_an_adapter(tmp_path, sft_adapter, faces):
+    out = tmp_path / "dpo"
+    report = run_rounds(*_configs(out, sft_adapter, faces, eval_dataset_name=str(faces), eval_samples=2))
+    assert [r["round"] for r in report["rounds"]] == [1, 2]
+    assert report["final_model"] == str(out / "round_2" / "model")
+    assert report["rounds"][1]["from_model"] == str(out / "round_1" / "model")
+    sft = _adapter_weights(sft_adapter)
+    for r in (1, 2):
+        metrics = json.loads((out / f"round_{r}" / "metrics.json").read_text())
+        assert metrics["pairs"] > 0 and metrics["items"] == 2 and metrics["rankings"] == 2
+        assert "loss" in metrics["train"] and metrics["eval"]["num_samples"] == 2
+        model_dir = out / f"round_{r}" / "model"
+        assert not (model_dir / "ref").exists()  # TRL's frozen reference copy is not saved as a policy
+        saved = _adapter_weights(model_dir)
+        assert saved.keys() == sft.keys()
+        assert any(not np.allclose(saved[k], sft[k]) for k in sft)  # DPO moved the adapter
+        assert json.loads((model_dir / "semanticface_config.json").read_text())["target"] == TARGET
+    # Round 2 sampled different images than round 1.
+    ids = [sorted(p.name for p in (out / f"round_{r}" / "candidates" / "images").iterdir()) for r in (1, 2)]
+    assert ids[0] != ids[1]
+    assert "start" in report and report["start"]["eval"]["num_samples"] == 2
+
+    # Finished rounds are not redone.
+    before = (out / "round_2" / "model" / "adapter_model.safetensors").stat().st_mtime_ns
+    again = run_rounds(*_configs(out, sft_adapter, faces, eval_dataset_name=str(faces), eval_samples=2))
+    assert again["final_model"] == report["final_model"]
+    assert (out / "round_2" / "model" / "adapter_model.safetensors").stat().st_mtime_ns == before
+
+
+def test_reference_is_the_frozen_sft_adapter(tmp_path, sft_adapter, faces):
+    from datasets import load_from_disk
+    from trl import DPOConfig
+
+    from semanticface.preferences.dpo_training import train_dpo
+
+    first = run_rounds(*_configs(tmp_path / "a", sft_adapter, faces, num_rounds=1))
+    prefs = load_from_disk(str(tmp_path / "a" / "round_1" / "preferences"))
+    assert first["rounds"][0]["pairs"] == len(prefs)
+    args = DPOConfig(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2, learning_rate=5e-3,
+                     max_length=None, report_to=[], save_strategy="no", use_cpu=True)  # fmt: skip
+    trainer, _ = train_dpo(str(sft_adapter), prefs, args, min_pixels=56 * 56, max_pixels=56 * 56)
+    model = trainer.model
+    assert set(model.peft_config) == {"default", "ref"}
+    sft = _adapter_weights(sft_adapter)
+    params = dict(model.named_parameters())
+    moved = False
+    for key, value in sft.items():
+        stem = key.replace("base_model.model.", "").removesuffix(".weight")
+        ref = next(p for n, p in params.items() if n.endswith(f"{stem}.ref.weight"))
+        default = next(p for n, p in params.items() if n.endswith(f"{stem}.default.weight"))
+        assert np.allclose(ref.detach().numpy(), value) and not ref.requires_grad
+        moved |= not np.allclose(default.detach().numpy(), value)
+    assert moved
+
+
+def test_people_round_waits_for_rankings_then_continues(tmp_path, sft_adapter, faces):
+    out = tmp_path / "dpo"
+    configs = _configs(out, sft_adapter, faces, num_rounds=1, annotator="people")
+    report = run_rounds(*configs)
+    waiting = report["waiting_for"]
+    assert waiting["round"] == 1 and not (out / "round_1" / "model").exists()
+    from semanticface.preferences.manifest import CandidateSet
+
+    candidates = CandidateSet.load(waiting["candidates"])
+    store = RankingStore(waiting["db"])
+    for item in candidates:  # a person ranks in reverse order of generation
+        groups = tuple((cid,) for cid in reversed(item.candidate_ids))
+        store.submit(Ranking(item.id, "ana", groups, False, f"sub-{item.id}"), item.candidate_ids)
+    report = run_rounds(*configs)
+    assert "waiting_for" not in report and (out / "round_1" / "model" / "adapter_model.safetensors").is_file()
+    k = len(candidates.items[0].candidates)
+    assert report["rounds"][0]["pairs"] == sum(len(i.candidates) * (len(i.candidates) - 1) // 2 for i in candidates)
+    assert k >= 2
