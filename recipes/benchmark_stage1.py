@@ -1,6 +1,6 @@
 """Stage-1 throughput: describe + render target + parse, frames per second on one core, on a real recording.
 
-    python recipes/benchmark_stage1.py [RECORDING.csv] [--repeats 3] [--out outputs/benchmark_stage1.json]
+    python recipes/benchmark_stage1.py [RECORDING.csv] [--repeats 5] [--out outputs/benchmark_stage1.json]
 
 Runs in one process on one thread (per-core figure); also checks that every parsed frame equals the quantised
 input, so the figure is for a pipeline that works, not just one that runs.
@@ -27,7 +27,7 @@ DEFAULT_RECORDING = (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", nargs="?", default=str(DEFAULT_RECORDING), help="Live Link Face CSV")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the recording (best is reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes over the recording (best is reported)")
     parser.add_argument("--out", default="outputs/benchmark_stage1.json", help="where to save the JSON report")
     args = parser.parse_args(argv)
 
