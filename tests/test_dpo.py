@@ -164,3 +164,16 @@ def test_people_round_waits_for_rankings_then_continues(tmp_path, sft_adapter, f
     k = len(candidates.items[0].candidates)
     assert report["rounds"][0]["pairs"] == sum(len(i.candidates) * (len(i.candidates) - 1) // 2 for i in candidates)
     assert k >= 2
+
+
+@pytest.mark.parametrize("name", ["dpo_quickstart.yaml", "dpo_qwen3vl_4b_lora.yaml"])
+def test_recipe_configs_parse(name):
+    from trl import DPOConfig, ModelConfig, TrlParser
+
+    config = Path(__file__).resolve().parents[1] / "recipes" / "configs" / name
+    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(
+        ["--config", str(config), "--bf16", "false", "--use_cpu", "true"]
+    )
+    assert script_args.num_rounds >= 2 and training_args.max_length is None
+    assert not training_args.precompute_ref_log_probs and training_args.beta > 0

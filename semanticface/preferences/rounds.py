@@ -84,7 +84,7 @@ class DPOScriptArguments:
     min_margin: int = field(default=1, metadata={"help": "Keep pairs at least this many rank groups apart."})
     min_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution lower bound."})
     max_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution upper bound."})
-    seed: int = field(default=0, metadata={"help": "Seed of sampling and the simulated annotator."})
+    sampling_seed: int = field(default=0, metadata={"help": "Seed of candidate sampling and the simulated annotator."})
 
     def __post_init__(self) -> None:
         if self.annotator not in ("simulated", "people"):
@@ -165,7 +165,7 @@ def write_candidates(model_path: str, rows: Any, indices: list[int], out_dir: Pa
         num_samples=args.num_samples,
         temperatures=tuple(args.temperatures),
         max_new_tokens=args.sample_max_new_tokens,
-        seed=args.seed,
+        seed=args.sampling_seed,
         num_perturbations=args.num_perturbations,
         perturbation_scale=args.perturbation_scale,
         region_mode=args.region_mode,
@@ -195,7 +195,7 @@ def annotate_round(candidates: Any, rows: Any, round_dir: Path, args: DPOScriptA
         truths = {item.id: _truths(rows, [int(item.metadata["row"])])[0] for item in candidates}
         annotator = SimulatedAnnotator(
             SimulatedAnnotatorConfig(
-                noise=args.simulated_noise, tie_threshold=args.simulated_tie_threshold, seed=args.seed
+                noise=args.simulated_noise, tie_threshold=args.simulated_tie_threshold, seed=args.sampling_seed
             )
         )
         annotator.annotate(candidates, truths, store)

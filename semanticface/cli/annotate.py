@@ -1,0 +1,48 @@
+"""`semanticface annotate`: serve the browser app in which people rank rendered candidates."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from semanticface.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--candidates", required=True, help="candidate directory (with manifest.jsonl)")
+    parser.add_argument("--db", required=True, help="SQLite file the rankings are stored in (created if absent)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from semanticface.preferences.app import make_annotation_server
+    from semanticface.preferences.manifest import CandidateSet
+    from semanticface.preferences.storage import RankingStore
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0-65535, got {args.port}")
+    candidates = CandidateSet.load(args.candidates)
+    store = RankingStore(args.db)
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        print(f"warning: serving on {args.host}: anyone who can reach it can read the images and submit rankings",
+              file=sys.stderr)  # fmt: skip
+    try:
+        server = make_annotation_server(candidates, store, args.host, args.port)
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error})") from None
+    print(f"{len(candidates)} items, rankings in {store.path}")
+    print(f"open http://{args.host}:{server.server_port}/?annotator=YOUR_NAME   (Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    print(f"{store.count()} rankings stored")
+    return 0

@@ -1,0 +1,111 @@
+"""`semanticface candidates`: sample, perturb and render candidate predictions into a directory for ranking."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", help="a folder of face images")
+    source.add_argument(
+        "--dataset", help="a dataset (save_to_disk dir or Hub id) in the semanticface row layout; its coefficients "
+        "are the pseudo-labels that --num-perturbations perturbs"
+    )  # fmt: skip
+    parser.add_argument("--split", default="train", help="dataset split (default: train)")
+    parser.add_argument("--out", required=True, help="candidate directory to write")
+    parser.add_argument("--model", help="trained model (adapter or full) to sample candidates from")
+    parser.add_argument("--decoding", choices=("generate", "forced"), default="generate")
+    parser.add_argument("--num-samples", type=int, default=4, help="model samples per image")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 1.0])
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--num-perturbations", type=int, default=0, help="perturbations of the pseudo-label")
+    parser.add_argument("--perturbation-scale", type=float, default=0.1)
+    parser.add_argument("--include-pseudo-label", action="store_true", help="offer the pseudo-label itself too")
+    parser.add_argument("--region-mode", choices=("full", "upper", "lower", "alternate"), default="full")
+    parser.add_argument("--max-candidates", type=int, default=6)
+    parser.add_argument("--renderer", default="avatar", help="avatar, avatar-shaded or mesh")
+    parser.add_argument("--mesh-dir", help="mesh folder for --renderer mesh")
+    parser.add_argument("--render-size", type=int, default=192)
+    parser.add_argument("--limit", type=int, help="use only the first N images")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from semanticface.errors import ConfigError, DatasetError
+    from semanticface.preferences.candidates import CandidateConfig, generate_candidates
+    from semanticface.render import get_renderer
+
+    config = CandidateConfig(
+        num_samples=args.num_samples if args.model else 0,
+        temperatures=tuple(args.temperatures),
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        num_perturbations=args.num_perturbations,
+        include_pseudo_label=args.include_pseudo_label,
+        perturbation_scale=args.perturbation_scale,
+        region_mode=args.region_mode,
+        max_candidates=args.max_candidates,
+        render_size=args.render_size,
+    )
+    pseudo_labels = None
+    if args.images:
+        folder = Path(args.images)
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: not a folder")
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]
+        if not paths:
+            raise DatasetError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        images = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            except OSError as error:
+                raise DatasetError(f"{path}: cannot read image ({error})") from None
+        ids = [_safe_id(p.stem, i) for i, p in enumerate(paths)]
+        metadata = [{"source": p.name} for p in paths]
+    else:
+        from semanticface.preferences.rounds import _truths, load_rows
+
+        rows = load_rows(args.dataset, args.split)
+        indices = list(range(len(rows)))[: args.limit]
+        images = [rows[i]["images"][0].convert("RGB") for i in indices]
+        pseudo_labels = _truths(rows, indices)
+        ids = [f"row-{i:06d}" for i in indices]
+        metadata = [{"row": i} for i in indices]
+    if not args.model and not (pseudo_labels and (args.num_perturbations or args.include_pseudo_label)):
+        raise ConfigError("give --model to sample from, or --dataset with --num-perturbations")
+    predictor = None
+    if args.model:
+        from semanticface.inference import SemanticFacePredictor
+
+        predictor = SemanticFacePredictor.from_pretrained(args.model, decoding=args.decoding)
+    renderer = get_renderer(args.renderer, **({"mesh_dir": args.mesh_dir} if args.renderer == "mesh" else {}))
+    out = generate_candidates(
+        args.out,
+        images,
+        renderer,
+        predictor=predictor,
+        pseudo_labels=pseudo_labels,
+        item_ids=ids,
+        metadata=metadata,
+        config=config,
+    )
+    skipped = len(images) - len(out)
+    print(f"{len(out)} items written to {out.root}" + (f" ({skipped} had < 2 distinct candidates)" if skipped else ""))
+    return 0
+
+
+def _safe_id(stem: str, index: int) -> str:
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", stem).lstrip(".-_")[:80]
+    return f"{index:05d}-{cleaned}" if cleaned else f"item-{index:05d}"

@@ -1,0 +1,56 @@
+"""`semanticface export-prefs`: stored rankings -> a TRL preference dataset (prompt/chosen/rejected/images)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--candidates", required=True, help="candidate directory (with manifest.jsonl)")
+    parser.add_argument("--db", required=True, help="SQLite file of rankings")
+    parser.add_argument("--out", help="directory to save_to_disk the dataset into")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also push the dataset to this Hub repo")
+    parser.add_argument("--private", action="store_true", help="make the pushed dataset private")
+    parser.add_argument("--pairs", choices=("all", "best_vs_rest"), default="all", help="which pairs (default: all)")
+    parser.add_argument("--min-margin", type=int, default=1, help="keep pairs at least this many ranks apart")
+    parser.add_argument("--keep-all-bad", action="store_true", help="also use items marked 'all bad'")
+    parser.add_argument("--annotator", action="append", help="only this annotator's rankings (repeatable)")
+    parser.add_argument(
+        "--model", help="the model the candidates came from: its saved target config defines the training prompt"
+    )
+    parser.add_argument("--target-format", choices=("semantic", "coefficients"), default="semantic")
+    parser.add_argument("--decimals", type=int, default=2)
+
+
+def run(args: argparse.Namespace) -> int:
+    from semanticface.contract import TargetConfig
+    from semanticface.errors import ConfigError
+    from semanticface.preferences.export import ExportConfig, preference_dataset
+    from semanticface.preferences.manifest import CandidateSet
+    from semanticface.preferences.storage import RankingStore
+    from semanticface.training.formatting import build_prompt_messages
+
+    if not args.out and not args.push_to_hub:
+        raise ConfigError("give --out DIR and/or --push-to-hub REPO_ID")
+    if args.model:
+        from semanticface.inference import read_semanticface_config, target_config_from
+
+        target_config = target_config_from(read_semanticface_config(args.model))
+    else:
+        target_config = TargetConfig(target_format=args.target_format, decimals=args.decimals)
+    candidates = CandidateSet.load(args.candidates)
+    config = ExportConfig(
+        pairs=args.pairs,
+        min_margin=args.min_margin,
+        keep_all_bad=args.keep_all_bad,
+        annotators=tuple(args.annotator) if args.annotator else None,
+    )
+    rankings = RankingStore(args.db).rankings()
+    dataset = preference_dataset(candidates, rankings, build_prompt_messages(target_config), config)
+    if args.out:
+        dataset.save_to_disk(args.out)
+    if args.push_to_hub:
+        dataset.push_to_hub(args.push_to_hub, private=args.private)
+    annotators = sorted(set(dataset["annotator"]))
+    print(f"{len(dataset)} pairs from {len(rankings)} rankings by {len(annotators)} annotator(s)")
+    return 0

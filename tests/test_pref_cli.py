@@ -1,0 +1,83 @@
+"""The preference CLIs end to end: candidates -> annotate (real server process) -> export-prefs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import numpy as np
+import pytest
+
+from semanticface.cli import main
+from semanticface.coefficients import FaceCoefficients
+from semanticface.preferences.manifest import CandidateSet
+from semanticface.render import get_renderer
+from semanticface.rows import coefficients_to_row
+
+
+@pytest.fixture()
+def dataset_dir(tmp_path):
+    from datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    renderer = get_renderer("avatar")
+    rows = []
+    for _ in range(3):
+        truth = FaceCoefficients.from_array(rng.uniform(0, 0.5, 52))
+        rows.append({**coefficients_to_row(truth), "images": [renderer.render(truth, size=48)]})
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "faces"))
+    return tmp_path / "faces"
+
+
+def test_candidates_annotate_export(tmp_path, dataset_dir, capsys):
+    cands = tmp_path / "cands"
+    assert main(["candidates", "--dataset", str(dataset_dir), "--out", str(cands), "--num-perturbations", "3",
+                 "--include-pseudo-label", "--region-mode", "upper", "--render-size", "48"]) == 0  # fmt: skip
+    candidate_set = CandidateSet.load(cands)
+    assert len(candidate_set) == 3 and all(len(item.candidates) == 4 for item in candidate_set)
+    assert {item.region for item in candidate_set} == {"upper"}
+
+    db = tmp_path / "r.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semanticface.cli", "annotate", "--candidates", str(cands), "--db", str(db),
+         "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        url = re.search(r"http://127\.0\.0\.1:\d+", "".join(lines)).group(0)
+        for item in candidate_set:
+            ids = list(item.candidate_ids)
+            body = {"submission_id": uuid.uuid4().hex, "annotator": "ana", "item_id": item.id,
+                    "groups": [[ids[0]], [ids[1], ids[2]], [ids[3]]], "all_bad": False}  # fmt: skip
+            request = urllib.request.Request(
+                url + "/api/rankings", json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 201
+        with urllib.request.urlopen(url + "/api/next?annotator=ana", timeout=30) as response:
+            assert json.loads(response.read()) == {"item": None, "progress": {"done": 3, "total": 3}}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    out = tmp_path / "prefs"
+    capsys.readouterr()
+    assert main(["export-prefs", "--candidates", str(cands), "--db", str(db), "--out", str(out)]) == 0
+    assert "15 pairs from 3 rankings by 1 annotator(s)" in capsys.readouterr().out  # 5 per item: the tie gives none
+    from datasets import load_from_disk
+
+    assert load_from_disk(str(out)).column_names[:4] == ["prompt", "chosen", "rejected", "images"]
+
+
+def test_cli_errors_are_clean(tmp_path, capsys):
+    assert main(["annotate", "--candidates", str(tmp_path / "nowhere"), "--db", str(tmp_path / "r.sqlite")]) == 1
+    assert "no candidate manifest" in capsys.readouterr().err
+    assert main(["export-prefs", "--candidates", str(tmp_path), "--db", str(tmp_path / "r.sqlite")]) == 1
+    assert "--out" in capsys.readouterr().err
+    assert main(["candidates", "--images", str(tmp_path), "--out", str(tmp_path / "c")]) == 1
+    assert "no image files" in capsys.readouterr().err
