@@ -1,0 +1,150 @@
+"""`semanticface eval`, `predict` and `merge` end to end: tiny model, rendered synthetic dataset, real files out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semanticface.cli import main
+from semanticface.evaluation.baselines import ConstantMeanBaseline
+from semanticface.evaluation.metrics import coefficient_metrics
+from semanticface.inference import CONFIG_FILENAME
+from semanticface.rows import dataset_coefficients
+from semanticface.schema import LLF_COLUMN_ORDER, canonical_name
+
+PLOTS = ("mae_per_blendshape.png", "mae_per_region.png", "pred_vs_truth.png", "renders.png")
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from semanticface.synth import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("synth") / "faces"
+    synthesize(SynthConfig(n=12, size=64, identities=4, splits={"train": 0.5, "test": 0.5}, seed=3), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def coefficient_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with a saved target config of the coefficient-only format (quick to force-decode)."""
+    out = tmp_path_factory.mktemp("coef_model") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    (out / CONFIG_FILENAME).write_text(json.dumps({"target": {"target_format": "coefficients"}}))
+    return out
+
+
+def _splits(dataset_dir: Path):
+    from datasets import load_from_disk
+
+    data = load_from_disk(str(dataset_dir))
+    return data["train"], data["test"]
+
+
+def test_eval_model_with_baselines_writes_json_markdown_and_plots(coefficient_model, dataset_dir, tmp_path):
+    out = tmp_path / "report"
+    args = ["eval", "--model", str(coefficient_model), "--dataset", str(dataset_dir), "--out", str(out)]
+    assert (
+        main([*args, "--decoding", "forced", "--batch-size", "3", "--render-samples", "3", "--render-size", "96"]) == 0
+    )
+    report = json.loads((out / "metrics.json").read_text())
+    systems = report["systems"]
+    assert list(systems) == ["model", "constant_mean", "neutral"]
+    model = systems["model"]
+    # Forced decoding always yields a parseable block, even from a random model.
+    assert model["num_parse_failures"] == 0 and model["num_samples"] == 6
+    assert model["mean_output_tokens"] == 52 and model["seconds_per_image"] > 0
+    assert 0 <= model["overall"]["mae"] <= 1 and set(model["regions"]) >= {"brows", "mouth", "tongue"}
+    assert all(0 <= systems[s]["render_distance"] <= 1 for s in systems)
+    assert "description_consistency" not in model  # the coefficient-only format has no description
+    # The constant-mean baseline uses the train split's mean: recompute it independently.
+    train, test = _splits(dataset_dir)
+    truths = dataset_coefficients(test)
+    expected = coefficient_metrics(ConstantMeanBaseline.fit(dataset_coefficients(train)).predict(truths), truths)
+    assert systems["constant_mean"]["overall"]["mae"] == pytest.approx(expected.overall.mae)
+    neutral = np.mean([np.abs(t.blendshapes).mean() for t in truths])
+    assert systems["neutral"]["overall"]["mae"] == pytest.approx(neutral)
+    summary = (out / "summary.md").read_text()
+    assert "| model |" in summary and "| constant_mean |" in summary and "| neutral |" in summary
+    for name in PLOTS:
+        with Image.open(out / name) as png:
+            assert png.format == "PNG" and png.width > 300, name
+        assert f"({name})" in summary
+
+
+def test_eval_counts_parse_failures_instead_of_failing(tiny_model_dir, dataset_dir, tmp_path):
+    out = tmp_path / "report"
+    argv = ["eval", "--model", str(tiny_model_dir), "--dataset", str(dataset_dir), "--out", str(out)]
+    argv += ["--limit", "2", "--max-new-tokens", "6", "--no-baselines", "--renderer", "none"]
+    assert main(argv) == 0
+    model = json.loads((out / "metrics.json").read_text())["systems"]["model"]
+    assert model["num_parse_failures"] == 2 and model["parse_failure_rate"] == 1.0
+    assert model["overall"]["mae"] is None and model["overall"]["count"] == 0
+    assert not (out / "renders.png").exists()
+
+
+def _release_text(values: dict[str, float]) -> str:
+    """An output in the released SemanticFace format: markdown analysis, then 61 PascalCase keys at 1 decimal."""
+    block = ", ".join(f'"{key}": {values[canonical_name(key)]:.1f}' for key in LLF_COLUMN_ORDER)
+    return f"## Analysis\n\n**Expression**: a face.\n\n```json\n{{{block}}}\n```"
+
+
+def test_eval_scores_imported_semanticface_release_predictions(dataset_dir, tmp_path, capsys):
+    _, test = _splits(dataset_dir)
+    truths = dataset_coefficients(test)
+    lines = [
+        {"index": i, "text": _release_text(dict(zip(t.to_dict().keys(), t.values)))} for i, t in enumerate(truths)
+    ]
+    lines[1]["text"] = "## Analysis\nI could not see a face."  # unparseable
+    del lines[2]  # unanswered row
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = tmp_path / "report"
+    argv = ["eval", "--predictions", str(preds), "--format", "semanticface", "--dataset", str(dataset_dir)]
+    assert main([*argv, "--out", str(out), "--renderer", "none"]) == 0
+    scored = json.loads((out / "metrics.json").read_text())["systems"]["semanticface"]
+    assert scored["num_parse_failures"] == 2 and scored["num_samples"] == 6
+    # Truth rounded to 1 decimal: every error is at most 0.05.
+    assert 0 < scored["overall"]["mae"] <= 0.05 and max(c["mae"] or 0 for c in scored["channels"].values()) <= 0.05
+    assert "description_consistency" not in scored
+
+    preds.write_text('{"index": 0, "text": "x"}\n{"index": 0 "text": "y"}\n')
+    assert main([*argv, "--out", str(out)]) == 1
+    assert "line 2: not JSON" in capsys.readouterr().err
+
+
+def test_predict_writes_live_link_face_csv_and_jsonl(coefficient_model, tmp_path):
+    from semanticface.llf import read_llf
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, colour in enumerate(("red", "green", "blue")):
+        Image.new("RGB", (48, 48), colour).save(frames / f"{i:03d}.png")
+    common = ["--model", str(coefficient_model), "--decoding", "forced", "--batch-size", "2"]
+    assert main(["predict", str(frames), "--out", str(tmp_path / "out.csv"), *common]) == 0
+    recording = read_llf(tmp_path / "out.csv")
+    assert len(recording) == 3 and recording.fps == pytest.approx(30)
+    assert main(["predict", str(frames / "001.png"), "--out", str(tmp_path / "out.jsonl"), *common]) == 0
+    (record,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert record["parse_ok"] and record["source"].endswith("001.png") and len(record["coefficients"]) == 52
+    assert np.allclose(list(record["coefficients"].values()), recording.values[1, :52], atol=1e-9)
+    assert main(["predict", str(frames), "--out", str(tmp_path / "out.txt"), *common]) == 1
+
+
+def test_predict_reads_video_frames(coefficient_model, tmp_path):
+    cv2 = pytest.importorskip("cv2", reason="video input needs OpenCV (installed with mediapipe)")
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (48, 48))
+    for value in range(0, 250, 50):
+        writer.write(np.full((48, 48, 3), value, dtype=np.uint8))
+    writer.release()
+    out = tmp_path / "clip.jsonl"
+    argv = ["predict", str(video), "--model", str(coefficient_model), "--out", str(out), "--every", "2"]
+    assert main([*argv, "--decoding", "forced"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["source"].rsplit("#", 1)[1] for r in records] == ["0", "2", "4"]
+    assert records[1]["seconds_in"] == pytest.approx(2 / 30)
