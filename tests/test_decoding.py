@@ -165,6 +165,8 @@ def test_untrained_model_outputs_always_parse_with_no_issue(tiny, config):
             assert parsed.coefficients[number.channel] == pytest.approx(float(value))
         if config.target_format == "semantic":
             assert parsed.description.startswith("Expression: ") and "- Tongue: " in parsed.description
+            # Description fields are single printable lines with no braces, however wild the model.
+            assert all(line.isprintable() and not set(line) & set("{}") for line in parsed.description.splitlines())
         else:
             assert text.startswith("Coefficients:\n{")
 
@@ -268,3 +270,21 @@ def test_result_reports_json_serialisable_stats(tiny):
     assert json.loads(json.dumps(stats))["rows"][0]["sampled_tokens"] == result.num_tokens[0]
     # Every description field hit the 3-token bound on an untrained model and is reported as truncated.
     assert len(result.rows[0].truncated_fields) >= 1
+
+
+# --- the predictor's decoding option ---------------------------------------------------------------------------
+
+
+def test_predictor_forced_decoding_gives_parsed_predictions(tiny_model_dir):
+    from semanticface.inference import SemanticFacePredictor
+
+    predictor = SemanticFacePredictor.from_pretrained(tiny_model_dir, decoding="forced")
+    predictions = predictor.predict(_images(3), batch_size=2, max_new_tokens=27)
+    assert [p.parse_ok for p in predictions] == [True, True, True]
+    assert all(p.coefficients is not None and p.issues == [] for p in predictions)
+    # max_new_tokens bounds the description tokens (3 per field here); the 52 values are always written.
+    assert all(52 < p.num_tokens <= 52 + 27 for p in predictions)
+    candidates = predictor.predict(_images(1), do_sample=True, seed=3, num_return_sequences=2, max_new_tokens=18)
+    assert len(candidates) == 2 and all(c.parse_ok for c in candidates)
+    again = predictor.predict(_images(1), do_sample=True, seed=3, num_return_sequences=2, max_new_tokens=18)
+    assert [c.raw_text for c in candidates] == [c.raw_text for c in again]

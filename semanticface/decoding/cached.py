@@ -81,12 +81,8 @@ class CachedBatch:
         width = max((len(f) for f in feeds), default=0)
         if width == 0:
             return
-        ids = torch.full((self.batch_size, width), self.pad_token_id, dtype=torch.long)
-        chunk_mask = torch.zeros((self.batch_size, width), dtype=torch.long)
-        for row, feed in enumerate(feeds):
-            if feed:
-                ids[row, width - len(feed) :] = torch.tensor(feed, dtype=torch.long)
-                chunk_mask[row, width - len(feed) :] = 1
+        ids = torch.tensor([[self.pad_token_id] * (width - len(f)) + list(f) for f in feeds], dtype=torch.long)
+        chunk_mask = torch.tensor([[0] * (width - len(f)) + [1] * len(f) for f in feeds], dtype=torch.long)
         ids, chunk_mask = ids.to(self.device), chunk_mask.to(self.device)
         self.mask = torch.cat([self.mask, chunk_mask], dim=1)
         positions = self._text_positions(width)

@@ -90,6 +90,7 @@ class _IndexCache:
         self.vocab = vocab
         self.device = device
         self._cache: dict[int, tuple[Any, torch.Tensor]] = {}
+        self._unions: dict[tuple[int, int], tuple[Any, Any, torch.Tensor]] = {}
 
     def __call__(self, ids: Any) -> torch.Tensor:
         hit = self._cache.get(id(ids))
@@ -99,10 +100,16 @@ class _IndexCache:
             self._cache[id(ids)] = hit
         return hit[1]
 
+    def union(self, first: frozenset[int], second: frozenset[int]) -> torch.Tensor:
+        key = (id(first), id(second))
+        if key not in self._unions:
+            self._unions[key] = (first, second, self(first | second))
+        return self._unions[key][2]
 
-def _beyond_tokenizer(vocab: int, table: TokenTable) -> list[int]:
+
+def _beyond_tokenizer(vocab: int, table: TokenTable) -> frozenset[int]:
     # The model's output layer may be wider than the tokenizer (padded embeddings): never sample those ids.
-    return list(range(table.size, vocab))
+    return frozenset(range(table.size, vocab))
 
 
 def forced_generate(
@@ -227,7 +234,7 @@ def _run_slot(
     processors: LogitsProcessorList,
     masks: SlotMaskLogitsProcessor,
     index: _IndexCache,
-    beyond: list[int],
+    beyond: frozenset[int],
     do_sample: bool,
     generator: torch.Generator | None,
 ) -> None:
@@ -249,8 +256,7 @@ def _run_slot(
             if allowed is not None:
                 masks.allowed[position] = index(allowed)
             else:
-                banned = slots[row].banned(first[row])
-                masks.banned[position] = torch.cat([index(banned), index(beyond)])
+                masks.banned[position] = index.union(slots[row].banned(first[row]), beyond)
             first[row] = False
         scores = batch.last_logits[torch.tensor(active, device=batch.device)]
         scores = processors(None, scores)

@@ -110,5 +110,7 @@ def _banned(table: TokenTable, stop_char: str, first: bool) -> frozenset[int]:
         banned = set(table.special_ids)
         banned |= {i for i, s in enumerate(table.strings) if not s.strip() and first}  # no leading blank
         banned |= {i for i, s in enumerate(table.strings) if forbidden & set(s)}
+        # Control characters (byte tokens like \x02) would only garble the description; the stop stays allowed.
+        banned |= {i for i, s in enumerate(table.strings) if any(not c.isprintable() and c != stop_char for c in s)}
         _BANNED[key] = frozenset(banned)
     return _BANNED[key]
