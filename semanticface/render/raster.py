@@ -42,15 +42,16 @@ def rasterize(
     p0, p1, p2 = xy[triangles[:, 0]], xy[triangles[:, 1]], xy[triangles[:, 2]]
     # Signed area with y pointing down: counter-clockwise on screen (y up) is negative here.
     area = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
-    keep = area < 0 if cull_backfaces else area != 0
-    corners = np.stack([p0, p1, p2], axis=1)  # (F, 3, 2)
+    front = np.flatnonzero(area < 0 if cull_backfaces else area != 0)
+    # Work on the surviving triangles only (culling removes about half of a closed mesh).
+    triangles, area = triangles[front], area[front]
+    corners = np.stack([p0[front], p1[front], p2[front]], axis=1)  # (F', 3, 2)
     lo = np.floor(corners.min(axis=1) - 0.5).astype(np.int64) + 1  # first pixel whose centre may be inside
     hi = np.floor(corners.max(axis=1) - 0.5).astype(np.int64)
     lo = np.maximum(lo, 0)
     hi[:, 0] = np.minimum(hi[:, 0], width - 1)
     hi[:, 1] = np.minimum(hi[:, 1], height - 1)
-    keep &= (hi >= lo).all(axis=1)
-    ids = np.flatnonzero(keep)
+    ids = np.flatnonzero((hi >= lo).all(axis=1))
     extent = (hi[ids] - lo[ids] + 1).max(axis=1)
     bucket_of = np.searchsorted(_BUCKETS, extent)
 
@@ -73,7 +74,7 @@ def rasterize(
         g_idx, k_idx = np.nonzero(inside)
         if g_idx.size == 0:
             continue
-        tri = group[g_idx]
+        tri = group[g_idx]  # index into the surviving triangles; mapped back to ``front`` below
         bary = np.stack([w0[g_idx, k_idx], w1[g_idx, k_idx], w2[g_idx, k_idx]], axis=1)
         z = (bary * tri_depth[tri]).sum(axis=1)
         pix_all.append(py[g_idx, k_idx] * width + px[g_idx, k_idx])
@@ -93,7 +94,7 @@ def rasterize(
         first[1:] = pix_sorted[1:] != pix_sorted[:-1]
         win = order[first]
         target = pix[win]
-        triangle[target] = np.concatenate(tri_all)[win]
+        triangle[target] = front[np.concatenate(tri_all)[win]]
         bary_img[target] = np.concatenate(bary_all)[win]
         depth_img[target] = z[win]
     return Fragments(
