@@ -148,3 +148,26 @@ def test_predict_reads_video_frames(coefficient_model, tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["source"].rsplit("#", 1)[1] for r in records] == ["0", "2", "4"]
     assert records[1]["seconds_in"] == pytest.approx(2 / 30)
+
+
+def test_eval_adds_the_mediapipe_baseline_when_given_its_model(shared_data, dataset_dir, tmp_path):
+    pytest.importorskip("mediapipe", reason="the MediaPipe baseline needs `pip install mediapipe`")
+    task = shared_data / "mediapipe" / "face_landmarker.task"
+    if not task.is_file():
+        pytest.skip(f"MediaPipe model not found at {task}")
+    _, test = _splits(dataset_dir)
+    truths = dataset_coefficients(test)
+    preds = tmp_path / "preds.jsonl"
+    lines = [
+        {"index": i, "text": _release_text(dict(zip(t.to_dict().keys(), t.values)))} for i, t in enumerate(truths)
+    ]
+    preds.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = tmp_path / "report"
+    argv = ["eval", "--predictions", str(preds), "--dataset", str(dataset_dir), "--out", str(out)]
+    assert main([*argv, "--renderer", "none", "--no-baselines", "--mediapipe-model", str(task)]) == 0
+    systems = json.loads((out / "metrics.json").read_text())["systems"]
+    assert list(systems) == ["semanticface", "mediapipe"]
+    mediapipe = systems["mediapipe"]
+    assert mediapipe["num_samples"] == 6 and mediapipe["num_parse_failures"] < 6  # it finds the rendered faces
+    assert mediapipe["channels"]["tongueOut"]["count"] == 0  # MediaPipe has no tongueOut: excluded, not zero
+    assert 0 < mediapipe["overall"]["mae"] < 1

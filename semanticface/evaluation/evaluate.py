@@ -118,13 +118,16 @@ def baseline_results(
     *,
     train_truths: Sequence[FaceCoefficients] | None,
     mediapipe_model: str | None,
+    constant_and_neutral: bool = True,
 ) -> list[SystemResult]:
     """Constant mean (of the train split, else of the evaluated split itself: flagged in its name), neutral, and
     MediaPipe when its model file is given."""
-    mean = ConstantMeanBaseline.fit(list(train_truths) if train_truths else list(truths))
-    if not train_truths:
-        mean.name = "constant_mean (eval split)"  # an optimistic, leaked mean: say so in every table
-    baselines: list[Any] = [mean, NeutralBaseline()]
+    baselines: list[Any] = []
+    if constant_and_neutral:
+        mean = ConstantMeanBaseline.fit(list(train_truths) if train_truths else list(truths))
+        if not train_truths:
+            mean.name = "constant_mean (eval split)"  # an optimistic, leaked mean: say so in every table
+        baselines += [mean, NeutralBaseline()]
     if mediapipe_model:
         baselines.append(MediaPipeBaseline(mediapipe_model))
     results = []
@@ -155,7 +158,13 @@ def evaluate(
     results = [model_result(name, predictions, truths, options.decimals, with_consistency=options.consistency)]
     if options.baselines or options.mediapipe_model:
         train_truths = dataset_coefficients(train_dataset) if train_dataset is not None else None
-        results += baseline_results(truths, images, train_truths=train_truths, mediapipe_model=options.mediapipe_model)
+        results += baseline_results(
+            truths,
+            images,
+            train_truths=train_truths,
+            mediapipe_model=options.mediapipe_model,
+            constant_and_neutral=options.baselines,
+        )
     if render is not None and options.render_samples > 0:
         for result in results:
             result.extra["render_distance"] = render_distance(
