@@ -93,7 +93,10 @@ def test_adapter_loads_from_its_config_and_merges_into_an_equivalent_full_model(
     with_adapter = [p.raw_text for p in adapted.predict(images, max_new_tokens=TOKENS)]
     assert with_adapter != [p.raw_text for p in full.predict(images, max_new_tokens=TOKENS)]
 
-    merged_dir = merge_adapter(adapter_dir, tmp_path / "merged")
+    from semanticface.cli import main
+
+    merged_dir = tmp_path / "merged"
+    assert main(["merge", str(adapter_dir), "--out", str(merged_dir)]) == 0
     assert (merged_dir / "model.safetensors").is_file() and not is_adapter(merged_dir)
     assert json.loads((merged_dir / CONFIG_FILENAME).read_text())["target"]["target_format"] == "coefficients"
     merged = SemanticFacePredictor.from_pretrained(merged_dir, dtype="float32")
