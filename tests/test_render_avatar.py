@@ -86,6 +86,18 @@ def test_eye_pose_moves_only_the_irises():
         assert diff[y0:y1, x0:x1].sum() == diff.sum()
 
 
+def test_eye_pose_agrees_with_eyelook_and_is_not_doubled():
+    avatar = AvatarRenderer("flat")
+    neutral = _pixels(avatar.render(NEUTRAL))
+    by_shape = _pixels(avatar.render(NEUTRAL.replace(eyeLookInLeft=1.0)))
+    # Live Link Face convention: positive LeftEyeYaw looks towards the subject's right, like eyeLookInLeft.
+    by_pose = _pixels(avatar.render(NEUTRAL.replace(LeftEyeYaw=0.6)))
+    assert np.abs(by_pose - by_shape).sum() < 0.2 * np.abs(by_shape - neutral).sum()
+    # A capture that carries both (as the recordings do) shows the gaze once, not twice.
+    both = _pixels(avatar.render(NEUTRAL.replace(eyeLookInLeft=1.0, LeftEyeYaw=0.6)))
+    assert np.array_equal(both, by_shape)
+
+
 def test_identities_are_deterministic_and_distinct():
     avatar = AvatarRenderer("shaded")
     a = _pixels(avatar.render(NEUTRAL, identity=3))

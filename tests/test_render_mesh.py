@@ -119,6 +119,11 @@ def test_ict_renders_expression_and_pose(ict, tmp_path):
     assert (yaw > 40).sum() > 1000
     gaze = np.abs(np.asarray(renderer.render(NEUTRAL.replace(LeftEyeYaw=0.8), size=128), dtype=int) - base)
     assert 5 < (gaze.sum(axis=2) > 40).sum() < 300  # only the eye changes
+    assert np.nonzero(gaze.sum(axis=2) > 40)[1].min() > 64  # the subject's left eye is on the image's right
+    # Pose that merely repeats the eyeLook shapes (as captures do) adds nothing.
+    look = renderer.render(NEUTRAL.replace(eyeLookInLeft=1.0), size=128)
+    both = renderer.render(NEUTRAL.replace(eyeLookInLeft=1.0, LeftEyeYaw=0.6), size=128)
+    assert np.array_equal(np.asarray(look), np.asarray(both))
     # A GLB written from ICT data deforms identically to the OBJ + npz rig.
     keep = [ict.target_names.index(n) for n in ("jawOpen", "eyeBlink_L", "browInnerUp_L", "browInnerUp_R")]
     path = write_glb(tmp_path / "ict.glb", ict.vertices, ict.triangles, [ict.target_names[k] for k in keep],

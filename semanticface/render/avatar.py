@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError
-from semanticface.render.camera import eye_angles, head_angles, rotation_matrix
+from semanticface.render.camera import eye_pose_excess, head_angles, rotation_matrix
 from semanticface.render.identity import Identity
 from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, CHANNEL_REGION, canonical_name, side_of
 
@@ -308,8 +308,9 @@ class _Painter:
             self.poly(opening, (250, 250, 248) if self.flat else (236, 234, 230), outline=False, z=0.0)
             # iris follows eyeLook* blendshapes and the eye pose channels
             look_in, look_out = self.side("eyeLookIn", sx), self.side("eyeLookOut", sx)
-            yaw, pitch = eye_angles(self.coeffs, "left" if sx > 0 else "right")
-            dx = sx * (look_out - look_in) * 0.62 * a + math.sin(math.radians(yaw)) * 1.3 * a
+            yaw, pitch = eye_pose_excess(self.coeffs, "left" if sx > 0 else "right")
+            # positive eye yaw looks towards the subject's right, i.e. image left (-x)
+            dx = sx * (look_out - look_in) * 0.62 * a - math.sin(math.radians(yaw)) * 1.3 * a
             dy = (look_up - look_down) * 0.75 * h - math.sin(math.radians(pitch)) * 1.4 * h
             r = 0.43 * a
             self._clipped_disc(ex + dx, EYE_Y + dy, r, x, upper, lower, i.iris)

@@ -4,8 +4,16 @@ Conventions (both renderers): the face looks along +z towards the camera, +y is 
 (ARKit ``...Left``) is at +x, i.e. on the right of the image, as in a photograph (not a mirror).
 Live Link Face stores pose channels normalised to [-1, 1]; we map 1.0 to :data:`HEAD_MAX_DEGREES` and
 :data:`EYE_MAX_DEGREES`. Positive HeadYaw turns the face towards the subject's left (image right), positive
-HeadPitch tilts the chin down, positive HeadRoll tilts the head towards the subject's left shoulder; positive eye
-yaw looks towards the subject's left, positive eye pitch looks down.
+HeadPitch tilts the chin down, positive HeadRoll tilts the head towards the subject's left shoulder (Live Link
+Face's files carry no head rotation, so these signs are our own). Eye channels follow the real recordings: there
+LeftEyeYaw = -0.61 (eyeLookOutLeft - eyeLookInLeft), RightEyeYaw = +0.58 (eyeLookOutRight - eyeLookInRight) and
+EyePitch = -0.53 (eyeLookUp - eyeLookDown) (fits over all frames, |r| > 0.97): positive eye yaw looks towards the
+subject's right (image left), positive eye pitch looks down.
+
+Gaze is thus given twice in ARKit data, by the eyeLook blendshapes and by the eye pose channels. Renderers move the
+eyes with the blendshapes and add only what a non-zero eye pose channel says *beyond* them
+(:func:`eye_pose_excess`): consistent captures are not doubled, pose-only input still turns the eyes, and a zero
+pose channel means "not given".
 """
 
 from __future__ import annotations
@@ -16,10 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semanticface.coefficients import FaceCoefficients
+from semanticface.schema import CHANNEL_INDEX
 
 # What 1.0 on a normalised pose channel means, in degrees (Live Link Face normalises to about these limits).
 HEAD_MAX_DEGREES = (40.0, 30.0, 30.0)  # yaw, pitch, roll
-EYE_MAX_DEGREES = (30.0, 25.0)  # yaw, pitch
+EYE_MAX_DEGREES = (50.0, 50.0)  # yaw, pitch: eyeLook* = 1 (about 30 degrees) reads as ~0.6 in the recordings
+# Normalised eye pose implied by the eyeLook blendshapes, fitted on the Live Link Face recordings.
+_YAW_PER_LOOK = 0.6
+_PITCH_PER_LOOK = 0.53
 
 
 @dataclass(frozen=True)
@@ -71,3 +83,20 @@ def eye_angles(coefficients: FaceCoefficients, side: str) -> tuple[float, float]
     pose = np.nan_to_num(coefficients.pose)
     base = 3 if side == "left" else 6
     return float(pose[base]) * EYE_MAX_DEGREES[0], float(pose[base + 1]) * EYE_MAX_DEGREES[1]
+
+
+def eye_pose_excess(coefficients: FaceCoefficients, side: str) -> tuple[float, float]:
+    """(yaw, pitch) in degrees that a non-zero eye pose asks for beyond what the eyeLook blendshapes already show.
+
+    Positive yaw looks towards the subject's right, positive pitch looks down (see the module docstring).
+    """
+    values = np.nan_to_num(coefficients.values)
+    suffix = "Left" if side == "left" else "Right"
+    look = {d: float(values[CHANNEL_INDEX[f"eyeLook{d}{suffix}"]]) for d in ("In", "Out", "Up", "Down")}
+    # The left eye looks out towards the subject's left (negative yaw), the right eye towards the right.
+    implied_yaw = (-1.0 if side == "left" else 1.0) * _YAW_PER_LOOK * (look["Out"] - look["In"])
+    implied_pitch = -_PITCH_PER_LOOK * (look["Up"] - look["Down"])
+    yaw, pitch = (a / m for a, m in zip(eye_angles(coefficients, side), EYE_MAX_DEGREES))
+    extra_yaw = (yaw - implied_yaw) if yaw != 0 else 0.0
+    extra_pitch = (pitch - implied_pitch) if pitch != 0 else 0.0
+    return extra_yaw * EYE_MAX_DEGREES[0], extra_pitch * EYE_MAX_DEGREES[1]

@@ -16,8 +16,9 @@ ICT-FaceKit specifics, and how they are treated:
   (listed in :attr:`MeshRig.unused_targets`).
 * There is no ``tongueOut`` shape, so tongueOut has no effect on the ICT head (:attr:`MeshRig.unsupported`).
 
-Head pose rotates the mesh about a neck pivot, eye pose channels rotate the eyeballs (iris/sclera materials)
-about their centres; eye-look blendshapes act through their deltas as usual.
+Head pose rotates the mesh about a neck pivot. Eye-look blendshapes act through their deltas; eye pose channels
+rotate the eyeballs (iris/sclera materials) about their centres by what they ask beyond the blendshapes
+(:func:`~semanticface.render.camera.eye_pose_excess`), so captures that carry both are not doubled.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PIL import Image
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import DatasetError, UnknownChannelError
-from semanticface.render.camera import Camera, Lighting, eye_angles, head_angles, rotation_matrix
+from semanticface.render.camera import Camera, Lighting, eye_pose_excess, head_angles, rotation_matrix
 from semanticface.render.gltf import read_gltf
 from semanticface.render.raster import rasterize, vertex_normals
 from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, canonical_name
@@ -342,10 +343,11 @@ class MeshRenderer:
         look = identity if isinstance(identity, MeshLook) else MeshLook.from_seed(int(identity))
         verts = self.rig.deform(coefficients).astype(np.float64)
         for side, eye in self._eyes.items():
-            yaw, pitch = eye_angles(coefficients, side)
+            yaw, pitch = eye_pose_excess(coefficients, side)
             if eye is not None and (yaw or pitch):
                 idx, centre = eye
-                verts[idx] = (verts[idx] - centre) @ rotation_matrix(yaw, pitch, 0.0).T + centre
+                # rotation_matrix turns +z towards +x for positive yaw; eye yaw looks towards -x (subject's right)
+                verts[idx] = (verts[idx] - centre) @ rotation_matrix(-yaw, pitch, 0.0).T + centre
         rot = rotation_matrix(*head_angles(coefficients))
         cam = rotation_matrix(-self.camera.azimuth_degrees, self.camera.elevation_degrees, 0.0)
         world = ((verts - self._pivot) @ rot.T + self._pivot - self._centre) @ cam.T
