@@ -82,7 +82,9 @@ def summary_row(result: SystemResult) -> dict[str, float | None]:
 
 
 def _fmt(value: float | None) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.4f}"  # token counts need no 4 decimals
 
 
 def _markdown(results: Sequence[SystemResult], paths: dict[str, Path], meta: dict[str, Any]) -> str:
