@@ -171,3 +171,25 @@ def test_eval_adds_the_mediapipe_baseline_when_given_its_model(shared_data, data
     assert mediapipe["num_samples"] == 6 and mediapipe["num_parse_failures"] < 6  # it finds the rendered faces
     assert mediapipe["channels"]["tongueOut"]["count"] == 0  # MediaPipe has no tongueOut: excluded, not zero
     assert 0 < mediapipe["overall"]["mae"] < 1
+
+
+def test_eval_imported_toolkit_predictions_measure_description_consistency(dataset_dir, tmp_path):
+    from semanticface.contract import render_target
+
+    _, test = _splits(dataset_dir)
+    truths = dataset_coefficients(test)
+    lines = [{"index": i, "raw_text": render_target(t)} for i, t in enumerate(truths)]
+    # Row 0's text claims a different face than its numbers: an inconsistent output.
+    other = render_target(truths[0].replace(jawOpen=1.0, browInnerUp=1.0))
+    lines[0]["raw_text"] = (
+        other.split("Coefficients:")[0] + "Coefficients:" + lines[0]["raw_text"].split("Coefficients:")[1]
+    )
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = tmp_path / "report"
+    argv = ["eval", "--predictions", str(preds), "--format", "semanticface-toolkit", "--dataset", str(dataset_dir)]
+    assert main([*argv, "--out", str(out), "--renderer", "none", "--no-baselines"]) == 0
+    scored = json.loads((out / "metrics.json").read_text())["systems"]["semanticface-toolkit"]
+    assert scored["num_parse_failures"] == 0 and scored["overall"]["mae"] <= 0.005  # 2-decimal rounding only
+    assert scored["fully_consistent_rate"] == pytest.approx(5 / 6)
+    assert scored["consistency_jaw"] == pytest.approx(5 / 6) and scored["consistency_tongue"] == 1.0
