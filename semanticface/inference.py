@@ -176,8 +176,8 @@ class SemanticFacePredictor:
     ) -> SemanticFacePredictor:
         """Load from a Hub repo id or local directory holding a LoRA adapter or a full model.
 
-        ``device`` is e.g. ``"cpu"``, ``"cuda"`` or ``"auto"`` (accelerate's placement); ``target_config``
-        overrides the saved target format.
+        ``device`` is e.g. ``"cpu"``, ``"cuda"`` or ``"auto"`` (accelerate's placement); None picks CUDA when
+        available, else the CPU. ``target_config`` overrides the saved target format.
         """
         from semanticface.modeling import load_model, load_processor
 
@@ -216,7 +216,11 @@ class SemanticFacePredictor:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, source, revision=revision, is_trainable=False)
-        if device not in (None, "auto") and quantization is None:
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device != "auto" and quantization is None:  # bitsandbytes places quantized weights itself
             model = model.to(device)
         return cls(model, processor, target_config=target_config, decoding=decoding, saved_config=saved)
 

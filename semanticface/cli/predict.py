@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoding", choices=("generate", "forced"), default="generate")
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default: where it loads)")
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 or auto (default: cuda when available, else cpu)"
+    )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of an image sequence (CSV timecodes)")
     parser.add_argument("--every", type=int, default=1, help="use every N-th video frame")
     parser.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a Hub model")
