@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from semanticface.errors import ConfigError
@@ -32,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mix", type=float, default=0.3, help="chance an llf sample blends two frames")
     parser.add_argument("--jitter", type=float, default=0.02, help="Gaussian noise std on llf blendshapes")
     parser.add_argument("--head-pose", type=float, default=0.3, help="max |head yaw/pitch/roll| drawn (0-1)")
-    parser.add_argument("--mesh-dir", default=None, help="rig for --renderer mesh: OBJ + npz folder or .glb/.gltf")
+    parser.add_argument(
+        "--mesh-dir",
+        default=os.environ.get("SEMANTICFACE_MESH_DIR"),
+        help="rig for --renderer mesh: OBJ + npz folder or .glb/.gltf (default $SEMANTICFACE_MESH_DIR)",
+    )
     parser.add_argument("--num-proc", type=int, default=None, help="worker processes for rendering")
 
 
