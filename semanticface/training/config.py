@@ -1,0 +1,107 @@
+"""Script arguments of ``recipes/distill.py`` (parsed with TRL's ``TrlParser`` beside ``SFTConfig``/``ModelConfig``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from semanticface.contract import TargetConfig
+from semanticface.errors import ConfigError
+
+TINY_MODEL_PREFIX = "tiny:"
+
+
+@dataclass
+class DistillScriptArguments:
+    """Data, target and evaluation settings of a distillation run. Every field is a YAML key and a CLI flag."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset saved with save_to_disk (a directory) or a Hub dataset id; rows in the "
+            "semanticface layout (images + one column per channel). Ignored with synthetic: true."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Held-out split for evaluation; when absent, eval_fraction of the training rows is held out."
+        },
+    )
+    eval_fraction: float = field(
+        default=0.05, metadata={"help": "Fraction of rows held out for evaluation when there is no test split."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training rows (quick runs)."}
+    )
+    synthetic: bool = field(
+        default=False,
+        metadata={"help": "Render a synthetic dataset on the fly with semanticface.synth instead of loading one."},
+    )
+    synthetic_samples: int = field(default=256, metadata={"help": "Number of synthetic faces to render (all splits)."})
+    synthetic_renderer: str = field(
+        default="avatar", metadata={"help": "Renderer of synthetic faces: avatar (built in) or mesh (needs a rig)."}
+    )
+    synthetic_mesh_dir: str | None = field(
+        default=None, metadata={"help": "Rig for synthetic_renderer=mesh: ICT-style OBJ + npz folder, or a .glb."}
+    )
+    synthetic_image_size: int = field(default=112, metadata={"help": "Side in pixels of rendered faces."})
+    synthetic_identities: int = field(default=40, metadata={"help": "Distinct face identities (split by identity)."})
+    synthetic_seed: int = field(default=0, metadata={"help": "Seed of synthetic expressions, identities and splits."})
+    target_format: str = field(
+        default="semantic",
+        metadata={"help": "'semantic': description then coefficients (the paper); 'coefficients': block only."},
+    )
+    decimals: int = field(default=2, metadata={"help": "Decimals of each coefficient in the target."})
+    include_pose: bool = field(default=False, metadata={"help": "Also train the 9 head/eye pose channels."})
+    key_dialect: str = field(
+        default="arkit", metadata={"help": "Key spelling in the coefficient block: arkit, llf, mediapipe, suffix."}
+    )
+    template_dir: str | None = field(
+        default=None, metadata={"help": "Directory of Jinja templates overriding the shipped prompts/ ones."}
+    )
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "Lower bound on the pixels an image is resized to (Qwen-VL processors)."}
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Upper bound on the pixels an image is resized to (Qwen-VL processors); bounds the number "
+            "of image tokens, and so memory and step time."
+        },
+    )
+    freeze_vision_tower: bool = field(
+        default=True,
+        metadata={"help": "Keep the vision tower (and projector) frozen; LoRA targets the language model only."},
+    )
+    eval_generate_samples: int = field(
+        default=16,
+        metadata={"help": "Held-out images the eval callback generates for at each evaluation (0 disables it)."},
+    )
+    eval_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Generation budget of the eval callback; default: longest target + 32."}
+    )
+    tiny_model_seed: int = field(
+        default=0,
+        metadata={"help": f"Seed of the tiny model built when model_name_or_path is '{TINY_MODEL_PREFIX}ARCH'."},
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.eval_generate_samples < 0:
+            raise ConfigError(f"eval_generate_samples must be >= 0, got {self.eval_generate_samples}")
+        if not self.synthetic and not self.dataset_name:
+            raise ConfigError("give dataset_name (a saved dataset directory or Hub id) or set synthetic: true")
+        self.target_config()  # validate target fields early, before any model is loaded
+
+    def target_config(self) -> TargetConfig:
+        """The contract settings of the training target (also saved with the model for inference)."""
+        return TargetConfig(
+            target_format=self.target_format,
+            decimals=self.decimals,
+            include_pose=self.include_pose,
+            key_dialect=self.key_dialect,
+            template_dir=self.template_dir,
+        )

@@ -1,0 +1,129 @@
+"""Model card and ``semanticface_config.json`` written beside a trained adapter or model.
+
+The card records how the model was trained (full configuration) and what it scored; the JSON config carries
+the target settings the predictor needs to prompt and parse the model the way it was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from semanticface.contract import TargetConfig
+
+CONFIG_FILENAME = "semanticface_config.json"  # read by semanticface.inference
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of a config value (enums, paths, dtypes become strings; NaN becomes None)."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "value") and isinstance(value.value, (str, int)):  # enums
+        return value.value
+    return str(value)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A dataclass (or object with ``to_dict``) as a JSON-safe dict; tokens and secrets left out."""
+    if hasattr(config, "to_dict"):
+        raw = config.to_dict()
+    elif is_dataclass(config):
+        raw = {f.name: getattr(config, f.name) for f in fields(config)}
+    else:
+        raw = dict(vars(config))
+    return {k: _plain(v) for k, v in raw.items() if "token" not in k.lower() or k.endswith("_id")}
+
+
+def write_semanticface_config(
+    out_dir: str | Path, target_config: TargetConfig, *, base_model: str, extra: dict[str, Any] | None = None
+) -> Path:
+    """``semanticface_config.json``: the target section the predictor rebuilds its TargetConfig from."""
+    path = Path(out_dir) / CONFIG_FILENAME
+    payload = {"target": asdict(target_config), "base_model": base_model, **(extra or {})}
+    path.write_text(json.dumps(_plain(payload), indent=2) + "\n")
+    return path
+
+
+def _metrics_table(metrics: dict[str, float]) -> str:
+    if not metrics:
+        return "No evaluation was run."
+    rows = ["| metric | value |", "|---|---|"]
+    for key, value in sorted(metrics.items()):
+        shown = f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else str(value)
+        rows.append(f"| {key} | {shown} |")
+    return "\n".join(rows)
+
+
+def build_model_card(
+    *,
+    base_model: str,
+    target_config: TargetConfig,
+    configs: dict[str, Any],
+    metrics: dict[str, float],
+    is_adapter: bool,
+    dataset_name: str | None = None,
+) -> Any:
+    """A ``huggingface_hub.ModelCard`` with the training configuration and evaluation metrics."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(
+        base_model=None if base_model.startswith("/") else base_model,
+        library_name="peft" if is_adapter else "transformers",
+        pipeline_tag="image-text-to-text",
+        tags=["semanticface", "arkit", "blendshapes", "facial-expression", "trl", "sft"],
+        datasets=[dataset_name] if dataset_name and not Path(dataset_name).exists() else None,
+    )
+    sections = {name: config_dict(value) for name, value in configs.items()}
+    body = f"""---
+{data.to_yaml()}
+---
+
+# SemanticFace distilled model
+
+Reads a face image as Apple ARKit blendshape coefficients, trained with `recipes/distill.py` (TRL SFT) from
+`{base_model}`{" as a LoRA adapter" if is_adapter else ""}. Target format: **{target_config.target_format}**
+({target_config.decimals} decimals, pose channels {"included" if target_config.include_pose else "left out"},
+{target_config.key_dialect} key names).
+
+## Usage
+
+```python
+from semanticface.inference import SemanticFacePredictor
+
+predictor = SemanticFacePredictor.from_pretrained("path/or/repo-id")
+prediction = predictor.predict(["face.png"])[0]
+print(prediction.description)
+print(prediction.coefficients.to_dict())
+```
+
+## Evaluation
+
+Generated (greedy) on held-out faces, parsed with `semanticface.contract.parse_output`; `eval_gen_mae` is the
+mean absolute coefficient error over the channels the outputs gave, `eval_gen_parse_failure_rate` the share of
+outputs with no readable coefficient block.
+
+{_metrics_table(metrics)}
+
+## Training configuration
+
+```json
+{json.dumps(sections, indent=2, sort_keys=True)}
+```
+"""
+    return ModelCard(body)
+
+
+def save_model_card(out_dir: str | Path, **kwargs: Any) -> Path:
+    """Build the card (see :func:`build_model_card`) and save it as ``README.md`` in ``out_dir``."""
+    path = Path(out_dir) / "README.md"
+    build_model_card(**kwargs).save(path)
+    return path

@@ -1,0 +1,145 @@
+"""Model preparation, checkpoint resolution and final artifacts of a distillation run (used by recipes/distill.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from semanticface.errors import ConfigError
+from semanticface.modeling import load_model_and_processor, vision_module_names
+from semanticface.training.config import TINY_MODEL_PREFIX, DistillScriptArguments
+from semanticface.training.model_card import save_model_card, write_semanticface_config
+
+TINY_BASE_DIRNAME = "tiny_base_model"
+
+
+def resolve_model_path(name_or_path: str, output_dir: str, *, seed: int = 0) -> str:
+    """``tiny:ARCH`` builds the tiny test model into ``output_dir/tiny_base_model`` (main process first);
+    anything else is returned as is (Hub id or directory)."""
+    if not name_or_path.startswith(TINY_MODEL_PREFIX):
+        return name_or_path
+    from accelerate import PartialState
+
+    from semanticface.modeling import build_tiny_model
+
+    target = Path(output_dir).resolve() / TINY_BASE_DIRNAME
+    state = PartialState()
+    with state.main_process_first():  # the others wait, then find it built
+        if state.is_main_process:
+            build_tiny_model(target, architecture=name_or_path[len(TINY_MODEL_PREFIX) :], seed=seed)
+    return str(target)
+
+
+def quantization_mode(model_args: Any) -> str | None:
+    if getattr(model_args, "load_in_4bit", False) and getattr(model_args, "load_in_8bit", False):
+        raise ConfigError("choose one of load_in_4bit and load_in_8bit")
+    if getattr(model_args, "load_in_4bit", False):
+        return "4bit"
+    return "8bit" if getattr(model_args, "load_in_8bit", False) else None
+
+
+def _device_map(quantization: str | None) -> Any:
+    import torch
+
+    if quantization is None or not torch.cuda.is_available():
+        return None
+    from accelerate import PartialState
+
+    return {"": PartialState().local_process_index}  # each DDP rank holds its own quantized copy
+
+
+def vision_exclude_pattern(model: Any) -> str | None:
+    """A peft ``exclude_modules`` regex (full match) covering the vision tower and projector."""
+    names = vision_module_names(model)
+    if not names:
+        return None
+    return "(" + "|".join(re.escape(n) for n in names) + r")(\..*)?"
+
+
+def prepare_model(
+    model_name_or_path: str, model_args: Any, script_args: DistillScriptArguments, *, trust_remote_code: bool = False
+) -> tuple[Any, Any, Any]:
+    """Load ``(model, processor, peft_config)``: quantized if asked, vision tower frozen, LoRA kept off it."""
+    from trl import get_peft_config
+
+    quantization = quantization_mode(model_args)
+    if quantization is not None and not model_args.use_peft:
+        raise ConfigError(f"load_in_{quantization} needs use_peft: true (quantized weights cannot be fully trained)")
+    model, processor = load_model_and_processor(
+        model_name_or_path,
+        dtype=model_args.dtype or "auto",
+        device_map=_device_map(quantization),
+        quantization=quantization,
+        trust_remote_code=trust_remote_code,
+        min_pixels=script_args.min_pixels,
+        max_pixels=script_args.max_pixels,
+        attn_implementation=model_args.attn_implementation,
+        revision=model_args.model_revision,
+    )
+    peft_config = get_peft_config(model_args)
+    if script_args.freeze_vision_tower:
+        for name in vision_module_names(model):
+            model.get_submodule(name).requires_grad_(False)
+        if peft_config is not None:
+            peft_config.exclude_modules = vision_exclude_pattern(model)
+    return model, processor, peft_config
+
+
+def resolve_resume_checkpoint(value: Any, output_dir: str) -> str | None:
+    """What to pass to ``trainer.train(resume_from_checkpoint=...)``: None, the last ``checkpoint-*`` in
+    ``output_dir`` for ``latest``/``true`` (None when there is none yet, so a first run starts fresh), or an
+    explicit checkpoint directory."""
+    if value is None or value is False or str(value).strip().lower() in ("", "false", "none", "no"):
+        return None
+    if value is True or str(value).strip().lower() in ("true", "latest", "last", "yes"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    path = Path(str(value))
+    if not (path / "trainer_state.json").is_file():
+        raise ConfigError(f"resume_from_checkpoint={value!r} is not a checkpoint directory (no trainer_state.json)")
+    return str(path)
+
+
+def write_metadata(
+    output_dir: str,
+    *,
+    base_model: str,
+    script_args: DistillScriptArguments,
+    training_args: Any,
+    model_args: Any,
+    metrics: dict[str, float],
+) -> list[Path]:
+    """Write ``semanticface_config.json`` (what the predictor needs) and the model card ``README.md``."""
+    target_config = script_args.target_config()
+    config = write_semanticface_config(output_dir, target_config, base_model=base_model, extra={"metrics": metrics})
+    card = save_model_card(
+        output_dir,
+        base_model=base_model,
+        target_config=target_config,
+        configs={"script": script_args, "model": model_args, "training": training_args},
+        metrics=metrics,
+        is_adapter=bool(model_args.use_peft),
+        dataset_name=None if script_args.synthetic else script_args.dataset_name,
+    )
+    return [config, card]
+
+
+def save_artifacts(trainer: Any, processor: Any, *, output_dir: str, **metadata: Any) -> None:
+    """Save the adapter (or full model), the processor and the metadata files into ``output_dir``."""
+    trainer.save_model(output_dir)
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(output_dir)
+        write_metadata(output_dir, **metadata)
+
+
+def push_artifacts(trainer: Any, *, output_dir: str, **metadata: Any) -> None:
+    """``trainer.push_to_hub`` (weights, processor), then our model card and config over TRL's generic card."""
+    trainer.push_to_hub()
+    if trainer.accelerator.is_main_process:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        for path in write_metadata(output_dir, **metadata):
+            api.upload_file(path_or_fileobj=str(path), path_in_repo=path.name, repo_id=trainer.hub_model_id)

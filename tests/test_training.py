@@ -1,0 +1,346 @@
+"""Stage 2 distillation: row formatting, the eval callback, and short real training runs through the recipe."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import TrainerCallback
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.contract import TargetConfig, render_target, system_prompt, user_prompt
+from semanticface.errors import ConfigError, DatasetError
+from semanticface.rows import coefficients_to_row
+from semanticface.schema import CHANNELS, NUM_BLENDSHAPES
+from semanticface.training.callbacks import score_outputs
+from semanticface.training.formatting import build_prompt_messages, check_max_length, format_dataset, format_row
+from semanticface.training.setup import resolve_resume_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "recipes" / "configs" / "quickstart.yaml"
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("distill_recipe", REPO / "recipes" / "distill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parse(argv: list[str]):
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from semanticface.training.config import DistillScriptArguments
+
+    return TrlParser((DistillScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(args=argv)
+
+
+def _coefficients(rng: np.random.Generator) -> FaceCoefficients:
+    values = np.zeros(len(CHANNELS))
+    active = rng.random(NUM_BLENDSHAPES) < 0.3
+    values[:NUM_BLENDSHAPES] = np.where(active, rng.random(NUM_BLENDSHAPES), 0.0)
+    return FaceCoefficients(values)
+
+
+@pytest.fixture(scope="module")
+def face_dataset_dir(tmp_path_factory) -> Path:
+    """Rendered avatar faces with their coefficients (engineer B's synth), saved with save_to_disk."""
+    from semanticface.synth import SynthConfig, build_dataset
+
+    out = tmp_path_factory.mktemp("faces")
+    build_dataset(SynthConfig(n=48, size=56, seed=0, identities=6), cache_dir=str(out / "cache")).save_to_disk(
+        str(out / "data")
+    )
+    return out / "data"
+
+
+def _short_run_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(QUICKSTART),
+        "--synthetic", "false",
+        "--dataset_name", str(data),
+        "--dataset_test_split", "validation",
+        "--output_dir", str(out),
+        "--max_steps", "6",
+        "--per_device_train_batch_size", "4",
+        "--learning_rate", "3e-3",
+        "--warmup_steps", "0",
+        "--logging_steps", "1",
+        "--eval_steps", "6",
+        "--save_steps", "6",
+        "--eval_generate_samples", "2",
+        "--eval_max_new_tokens", "16",
+        *extra,
+    ]  # fmt: skip
+
+
+# --- formatting ---------------------------------------------------------------------------------------------------
+
+
+def test_prompt_messages_come_from_the_contract_with_one_image_placeholder():
+    config = TargetConfig(target_format="coefficients", decimals=3)
+    system, user = build_prompt_messages(config)
+    assert system == {"role": "system", "content": [{"type": "text", "text": system_prompt(config)}]}
+    assert user["role"] == "user"
+    assert user["content"][0] == {"type": "image"}
+    assert user["content"][1] == {"type": "text", "text": user_prompt(config)}
+    assert build_prompt_messages(TargetConfig()) != build_prompt_messages(config)
+
+
+def test_format_row_completion_is_the_rendered_target():
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    coefficients = _coefficients(rng)
+    row = {**coefficients_to_row(coefficients), "images": [Image.new("L", (32, 32))]}
+    for config in (TargetConfig(), TargetConfig(target_format="coefficients", include_pose=True)):
+        formatted = format_row(row, config)
+        assert formatted["completion"] == [
+            {"role": "assistant", "content": [{"type": "text", "text": render_target(coefficients, config)}]}
+        ]
+        assert formatted["prompt"] == build_prompt_messages(config)
+        assert formatted["images"][0].mode == "RGB"
+
+
+def test_format_row_rejects_bad_rows():
+    row = coefficients_to_row(FaceCoefficients.neutral())
+    with pytest.raises(DatasetError, match="images"):
+        format_row({**row, "images": []}, TargetConfig(), where="row 7")
+    with pytest.raises(DatasetError, match="row 7"):
+        format_row({**row, "images": ["not an image"]}, TargetConfig(), where="row 7")
+    bad = {**row, "jawOpen": 3.0, "images": []}
+    with pytest.raises(DatasetError, match="jawOpen"):
+        format_row(bad, TargetConfig(), where="row 7")
+
+
+def test_dataset_prompt_renders_exactly_like_the_inference_prompt(face_dataset_dir, tiny_model_dir):
+    """After the Arrow round trip, the chat template gives the same prompt text the predictor will use."""
+    import datasets
+
+    from semanticface.modeling import load_processor
+
+    processor = load_processor(tiny_model_dir)
+    config = TargetConfig()
+    formatted = format_dataset(datasets.load_from_disk(str(face_dataset_dir))["validation"], config)
+    assert {"prompt", "completion", "images", "jawOpen"} <= set(formatted.column_names)
+    assert "identity" not in formatted.column_names
+    train_text = processor.apply_chat_template(formatted[0]["prompt"], add_generation_prompt=True, tokenize=False)
+    infer_text = processor.apply_chat_template(build_prompt_messages(config), add_generation_prompt=True, tokenize=False)
+    assert train_text == infer_text
+    assert train_text.count("<|image_pad|>") == 1
+
+
+def test_max_length_that_would_truncate_is_refused(face_dataset_dir, tiny_model_dir):
+    import datasets
+
+    from semanticface.modeling import load_processor
+
+    processor = load_processor(tiny_model_dir)
+    formatted = format_dataset(datasets.load_from_disk(str(face_dataset_dir))["validation"], TargetConfig())
+    needed = check_max_length(None, processor, formatted)
+    assert needed > 100
+    assert check_max_length(needed, processor, formatted) == needed
+    with pytest.raises(ConfigError, match="truncate"):
+        check_max_length(needed - 1, processor, formatted)
+
+
+def test_format_dataset_needs_the_row_layout():
+    import datasets
+
+    with pytest.raises(DatasetError, match="images"):
+        format_dataset(datasets.Dataset.from_dict({"jawOpen": [0.1]}), TargetConfig())
+
+
+# --- evaluation metrics -------------------------------------------------------------------------------------------
+
+
+def test_score_outputs_mae_and_failures():
+    rng = np.random.default_rng(3)
+    truths = [_coefficients(rng) for _ in range(4)]
+    config = TargetConfig()
+    perfect = [render_target(t, config) for t in truths]
+    scores = score_outputs(perfect, truths, config.channels())
+    assert scores["gen_mae"] < 0.005 + 1e-9  # 2-decimal quantisation only
+    assert scores["gen_parse_failure_rate"] == 0
+    shifted = [render_target(t.replace(jawOpen=min(1.0, float(t.to_dict()["jawOpen"]) + 0.5)), config) for t in truths]
+    assert score_outputs(shifted, truths, config.channels())["gen_mae"] > scores["gen_mae"]
+    mixed = score_outputs(perfect[:2] + ["garbage", "Expression: smile"], truths, config.channels())
+    assert mixed["gen_parse_failure_rate"] == 0.5
+    assert mixed["gen_mae"] == pytest.approx(score_outputs(perfect[:2], truths[:2], config.channels())["gen_mae"])
+
+
+# --- resume resolution --------------------------------------------------------------------------------------------
+
+
+def test_resolve_resume_checkpoint(tmp_path):
+    assert resolve_resume_checkpoint(None, str(tmp_path)) is None
+    assert resolve_resume_checkpoint("false", str(tmp_path)) is None
+    assert resolve_resume_checkpoint("latest", str(tmp_path)) is None  # nothing yet: a first run starts fresh
+    for step in (2, 10):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert resolve_resume_checkpoint("latest", str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert resolve_resume_checkpoint("True", str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert resolve_resume_checkpoint(str(tmp_path / "checkpoint-2"), str(tmp_path)) == str(tmp_path / "checkpoint-2")
+    with pytest.raises(ConfigError, match="not a checkpoint"):
+        resolve_resume_checkpoint(str(tmp_path / "nope"), str(tmp_path))
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ConfigError, match="dataset_name"):
+        _parse(["--config", str(QUICKSTART), "--synthetic", "false"])
+    with pytest.raises(ConfigError, match="target_format"):
+        _parse(["--config", str(QUICKSTART), "--target_format", "prose"])
+
+
+# --- real training runs through the recipe ------------------------------------------------------------------------
+
+
+class _CountSteps(TrainerCallback):
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.steps: list[int] = []
+        self.stop_at = stop_at
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+        if self.stop_at is not None and state.global_step >= self.stop_at:
+            control.should_training_stop = True  # an interruption right after the checkpoint at stop_at
+        return control
+
+
+def test_full_finetune_run_saves_a_checkpoint_the_predictor_loads(face_dataset_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from semanticface.inference import SemanticFacePredictor
+
+    out = tmp_path / "run"
+    script_args, training_args, model_args = _parse(
+        _short_run_args(face_dataset_dir, out, "--report_to", "tensorboard")
+    )
+    assert training_args.max_length is None and model_args.use_peft is False  # from the YAML
+    trainer = _recipe().main(script_args, training_args, model_args)
+    history = trainer.state.log_history
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert losses[-1] < losses[0]  # real learning signal even in 6 steps
+    generated = [entry for entry in history if "eval_gen_parse_failure_rate" in entry]
+    assert generated and generated[-1]["eval_gen_samples"] == 2
+
+    # Completion-only loss: every prompt position (text and image tokens) is masked, the target is learned.
+    batch = next(iter(trainer.get_train_dataloader()))
+    image_id = trainer.model.config.image_token_id
+    labels, input_ids = batch["labels"][0], batch["input_ids"][0]
+    assert (labels[input_ids == image_id] == -100).all()
+    learned = input_ids[labels != -100]
+    tokenizer = trainer.processing_class.tokenizer
+    text = tokenizer.decode(learned, skip_special_tokens=True)
+    assert text.startswith("Expression:") and '"tongueOut":' in text
+    assert "Analyse the face" not in text
+
+    # Artifacts: full model (safetensors), processor under the stock class, target config, model card.
+    assert (out / "model.safetensors").is_file()
+    assert json.loads((out / "processor_config.json").read_text())["processor_class"] == "Qwen2_5_VLProcessor"
+    saved = json.loads((out / "semanticface_config.json").read_text())
+    assert saved["target"]["target_format"] == "semantic"
+    assert "eval_gen_parse_failure_rate" in saved["metrics"]
+    card = (out / "README.md").read_text()
+    assert "eval_gen_parse_failure_rate" in card and '"learning_rate": 0.003' in card
+
+    # Metrics reached tensorboard.
+    tags: set[str] = set()
+    for event_file in (out / "runs").rglob("events.out.tfevents.*"):
+        tags |= set(EventAccumulator(str(event_file)).Reload().Tags()["scalars"])
+    assert {"eval/gen_parse_failure_rate", "train/loss"} <= tags
+
+    predictor = SemanticFacePredictor.from_pretrained(out)
+    import datasets
+
+    image = datasets.load_from_disk(str(face_dataset_dir))["validation"][0]["images"][0]
+    prediction = predictor.predict([image], max_new_tokens=8)[0]
+    assert prediction.num_tokens > 0
+
+
+def test_lora_run_targets_the_language_model_only(face_dataset_dir, tmp_path):
+    from semanticface.inference import SemanticFacePredictor
+
+    out = tmp_path / "lora"
+    args = _short_run_args(
+        face_dataset_dir, out, "--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "all-linear",
+        "--freeze_vision_tower", "true", "--target_format", "coefficients", "--max_steps", "2",
+        "--activation_checkpointing", "true",
+    )  # fmt: skip
+    trainer = _recipe().main(*_parse(args))
+    lora_names = [n for n, p in trainer.model.named_parameters() if "lora_" in n]
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert lora_names and set(trainable) == set(lora_names)
+    assert not any(".visual." in n for n in lora_names)
+    assert any("language_model" in n for n in lora_names)
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "semanticface_config.json").read_text())["target"]["target_format"] == "coefficients"
+    predictor = SemanticFacePredictor.from_pretrained(out)
+    assert predictor.target_config.target_format == "coefficients"
+    assert type(predictor.model).__name__ == "PeftModelForCausalLM"
+
+
+def test_interrupted_run_resumes_from_its_checkpoint_to_the_same_final_step(face_dataset_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    common = ["--max_steps", "6", "--save_steps", "3", "--eval_strategy", "no", "--eval_generate_samples", "0"]
+    recipe = _recipe()
+
+    # Reference: an uninterrupted run.
+    reference = tmp_path / "reference"
+    recipe.main(*_parse(_short_run_args(face_dataset_dir, reference, *common)))
+
+    # Interrupted after the step-3 checkpoint, then resumed with "latest".
+    out = tmp_path / "interrupted"
+    first = _CountSteps(stop_at=3)
+    trainer = recipe.main(*_parse(_short_run_args(face_dataset_dir, out, *common)), callbacks=[first])
+    assert trainer.state.global_step == 3 and (out / "checkpoint-3").is_dir()
+    assert not (out / "checkpoint-6").exists()
+
+    second = _CountSteps()
+    resumed = recipe.main(
+        *_parse(_short_run_args(face_dataset_dir, out, *common, "--resume_from_checkpoint", "latest")),
+        callbacks=[second],
+    )
+    assert resumed.state.global_step == 6
+    assert second.steps == [4, 5, 6]  # continued from the checkpoint, not restarted
+    assert (out / "checkpoint-6").is_dir()
+    # Same data order, optimizer and scheduler state as the uninterrupted run: same weights.
+    final, expected = load_file(out / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert final.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(final[name], expected[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_quickstart_two_process_ddp(tmp_path):
+    """CI's DDP check: the README's quickstart as 2 CPU processes (gloo), shortened."""
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(REPO / "recipes" / "distill.py"), "--config", str(QUICKSTART),
+        "--output_dir", str(out), "--synthetic_samples", "64", "--synthetic_identities", "8",
+        "--max_steps", "4", "--per_device_train_batch_size", "2", "--eval_steps", "4", "--save_steps", "4",
+        "--eval_generate_samples", "2", "--eval_max_new_tokens", "16", "--logging_steps", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-4000:]
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    # 2 processes x batch 2 per step: the logged epoch fraction reflects a global batch of 4.
+    assert any(entry.get("eval_gen_samples") == 2 for entry in state["log_history"])
+    assert (out / "model.safetensors").is_file() and (out / "semanticface_config.json").is_file()
+    print(f"2-process DDP quickstart (4 steps) wall time: {wall:.1f} s")
