@@ -132,7 +132,9 @@ def test_dataset_prompt_renders_exactly_like_the_inference_prompt(face_dataset_d
     assert {"prompt", "completion", "images", "jawOpen"} <= set(formatted.column_names)
     assert "identity" not in formatted.column_names
     train_text = processor.apply_chat_template(formatted[0]["prompt"], add_generation_prompt=True, tokenize=False)
-    infer_text = processor.apply_chat_template(build_prompt_messages(config), add_generation_prompt=True, tokenize=False)
+    infer_text = processor.apply_chat_template(
+        build_prompt_messages(config), add_generation_prompt=True, tokenize=False
+    )
     assert train_text == infer_text
     assert train_text.count("<|image_pad|>") == 1
 
