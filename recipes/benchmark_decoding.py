@@ -99,6 +99,29 @@ def coefficient_block_tokens(tokenizer: Any, text: str) -> int | None:
     return len(tokenizer.encode(text[start : end + 1], add_special_tokens=False))
 
 
+def read_predictions(texts: list[str]) -> list[Any]:
+    """Parsed coefficients per text, None where the output has no readable block."""
+    out = []
+    for text in texts:
+        try:
+            out.append(parse_output(text).coefficients)
+        except OutputParseError:
+            out.append(None)
+    return out
+
+
+def mae_where_both_parsed(
+    first: list[Any], second: list[Any], truths: list[Any]
+) -> tuple[float | None, float | None, int]:
+    """MAE of two prediction lists on the images where both have a readable block (a like-for-like comparison)."""
+    both = [i for i, (a, b) in enumerate(zip(first, second)) if a is not None and b is not None]
+    if not both:
+        return None, None, 0
+    pick = lambda items: [items[i] for i in both]  # noqa: E731
+    maes = [coefficient_metrics(pick(p), pick(truths)).overall.mae for p in (first, second)]
+    return maes[0], maes[1], len(both)
+
+
 def summarize(name: str, texts: list[str], truths: list[Any], passes: list[int], sizes: list[int], seconds: float,
               tokens: list[int], block_passes: list[float]) -> dict[str, Any]:  # fmt: skip
     predictions, failures, with_issues = [], 0, 0
@@ -225,6 +248,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plain_block = float(np.mean(p_block)) if p_block else None
     plain["coefficient_block_forward_passes_per_batch"] = plain_block
     reference = float(np.mean([r for r in reference_block[:plain_n] if r is not None]))
+    plain_mae, forced_mae, both = mae_where_both_parsed(
+        read_predictions(p_texts), read_predictions(fs_texts), truths[:plain_n]
+    )
     block_forced = forced["coefficient_block_forward_passes_per_batch"]
     report = {
         "model": str(args.model),
@@ -238,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "plain": plain,
         "forced": forced,
         "reference_coefficient_block_tokens": reference,
+        "mae_where_both_parsed": {"images": both, "plain": plain_mae, "forced": forced_mae},
         "ratios": {
             "forward_passes_plain_over_forced": plain["forward_passes_per_batch"] / forced["forward_passes_per_batch"],
             # Plain generation needs one pass per token of the block it writes; where it wrote none (untrained),

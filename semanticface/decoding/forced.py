@@ -118,7 +118,7 @@ def forced_generate(
     model_inputs: Any,
     skeleton: list[Segment],
     *,
-    max_text_tokens: int = 64,
+    max_text_tokens: int | None = None,
     max_new_tokens: int | None = None,
     do_sample: bool = False,
     temperature: float | None = 1.0,
@@ -136,7 +136,8 @@ def forced_generate(
         model_inputs: the processor's output for the prompts (``input_ids``, ``attention_mask``, pixel inputs),
             left- or right-padded.
         skeleton: :func:`semanticface.contract.target_skeleton` of the target config the model was trained on.
-        max_text_tokens: bound on sampled tokens per description field (the field's ``max_chars`` also holds).
+        max_text_tokens: bound on sampled tokens per description field; by default only the field's
+            ``max_chars`` (the longest text ``describe`` writes) and ``max_new_tokens`` bound it.
         max_new_tokens: optional bound on all description tokens of one output together; numbers always finish,
             so the text stays valid (accepted so callers can pass their ``generate`` settings unchanged).
         do_sample, temperature, top_p, top_k: as in ``generate``; greedy by default. Sampling uses
@@ -195,8 +196,10 @@ def forced_generate(
                     grammars[key] = NumberGrammar(*key, table)
                 slots: list[Any] = [NumberSlot(grammars[key]) for _ in range(rows)]
             elif isinstance(segment, FreeText):
+                # max_chars tokens: a bound as loose as the field itself (a token rarely spells less than a character).
+                field_tokens = segment.max_chars if max_text_tokens is None else max_text_tokens
                 slots = [
-                    FreeTextSlot(tokenizer, table, segment.stop, segment.max_chars, int(min(max_text_tokens, b)))
+                    FreeTextSlot(tokenizer, table, segment.stop, segment.max_chars, int(min(field_tokens, b)))
                     for b in text_budget
                 ]
             else:
@@ -210,7 +213,7 @@ def forced_generate(
                 stats[row].sampled_tokens += slot.sampled
                 if isinstance(segment, FreeText):
                     text_budget[row] -= slot.sampled
-                    if slot.sampled >= max_text_tokens or len(slot.text) >= segment.max_chars:
+                    if slot.sampled >= field_tokens or len(slot.text) >= segment.max_chars:
                         stats[row].truncated_fields.append(segment.name)
             if isinstance(segment, Number):
                 coefficient_passes += batch.forward_passes - before
