@@ -140,7 +140,7 @@ def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dic
 
     indices = list(range(min(args.eval_samples, len(rows))))
     predictor = SemanticFacePredictor.from_pretrained(
-        model_path, dtype="float32", decoding=args.decoding, min_pixels=args.min_pixels, max_pixels=args.max_pixels
+        model_path, dtype="auto", decoding=args.decoding, min_pixels=args.min_pixels, max_pixels=args.max_pixels
     )
     predictions = predictor.predict(_images(rows, indices), max_new_tokens=args.sample_max_new_tokens)
     metrics = coefficient_metrics([p.coefficients for p in predictions], _truths(rows, indices))
@@ -159,7 +159,7 @@ def write_candidates(model_path: str, rows: Any, indices: list[int], out_dir: Pa
     from semanticface.render import get_renderer
 
     predictor = SemanticFacePredictor.from_pretrained(
-        model_path, dtype="float32", decoding=args.decoding, min_pixels=args.min_pixels, max_pixels=args.max_pixels
+        model_path, dtype="auto", decoding=args.decoding, min_pixels=args.min_pixels, max_pixels=args.max_pixels
     )
     config = CandidateConfig(
         num_samples=args.num_samples,
@@ -217,15 +217,49 @@ def annotate_round(candidates: Any, rows: Any, round_dir: Path, args: DPOScriptA
     return store
 
 
-def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: Any) -> dict[str, Any]:
-    """Run (or resume) every round; returns the report also written to ``output_dir/rounds.json``."""
+def prepare_round(
+    model_path: str, rows: Any, r: int, round_dir: Path, args: DPOScriptArguments
+) -> tuple[Any, dict[str, int]] | None:
+    """Round r's preference dataset (sampled, annotated, exported; reused when already saved), or None while
+    people still have items to rank."""
     from datasets import load_from_disk
 
-    from semanticface.preferences.dpo_training import save_policy, train_dpo
     from semanticface.preferences.export import ExportConfig, preference_dataset
     from semanticface.preferences.manifest import MANIFEST_NAME, CandidateSet
     from semanticface.training.formatting import build_prompt_messages
 
+    candidates_dir = round_dir / "candidates"
+    if (candidates_dir / MANIFEST_NAME).is_file():
+        candidates = CandidateSet.load(candidates_dir)
+    else:
+        indices = _rows_for_round(rows, r, args.images_per_round)
+        candidates = write_candidates(model_path, rows, indices, candidates_dir, args)
+    store = annotate_round(candidates, rows, round_dir, args)
+    if store is None:
+        return None
+    rankings = store.rankings()
+    counts = {"items": len(candidates), "rankings": len(rankings)}
+    saved = round_dir / "preferences"
+    if (saved / "dataset_info.json").is_file():
+        return load_from_disk(str(saved)), counts
+    dataset = preference_dataset(
+        candidates,
+        rankings,
+        build_prompt_messages(_target_config(model_path)),
+        ExportConfig(pairs=args.pairs, min_margin=args.min_margin),
+    )
+    dataset.save_to_disk(str(saved))
+    return load_from_disk(str(saved)), counts
+
+
+def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: Any) -> dict[str, Any]:
+    """Run (or resume) every round; returns the report also written to ``output_dir/rounds.json``."""
+    from accelerate import PartialState
+    from datasets import load_from_disk
+
+    from semanticface.preferences.dpo_training import save_policy, train_dpo
+
+    state = PartialState()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     report_path = output_dir / "rounds.json"
@@ -235,7 +269,7 @@ def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: 
         load_rows(script_args.eval_dataset_name, script_args.eval_split) if script_args.eval_dataset_name else None
     )
     model_path = str(model_args.model_name_or_path)
-    if eval_rows is not None and "start" not in report:
+    if eval_rows is not None and "start" not in report and state.is_main_process:
         report["start"] = {"model": model_path, "eval": evaluate_policy(model_path, eval_rows, script_args)}
         report_path.write_text(json.dumps(report, indent=2))
     num_rounds = 1 if script_args.preference_dataset else script_args.num_rounds
@@ -259,50 +293,42 @@ def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: 
         if script_args.preference_dataset:
             dataset = load_from_disk(script_args.preference_dataset)
         else:
-            candidates_dir = round_dir / "candidates"
-            indices = _rows_for_round(rows, r, script_args.images_per_round)
-            if (candidates_dir / MANIFEST_NAME).is_file():
-                candidates = CandidateSet.load(candidates_dir)
-            else:
-                candidates = write_candidates(model_path, rows, indices, candidates_dir, script_args)
-            store = annotate_round(candidates, rows, round_dir, script_args)
-            if store is None:
+            # The main process samples, annotates and exports; the others then load what it saved.
+            with state.main_process_first():
+                prepared = prepare_round(model_path, rows, r, round_dir, script_args)
+            if prepared is None:
                 report["waiting_for"] = {
                     "round": r,
-                    "candidates": str(candidates_dir),
+                    "candidates": str(round_dir / "candidates"),
                     "db": str(round_dir / "rankings.sqlite"),
                 }
-                report_path.write_text(json.dumps(report, indent=2))
+                if state.is_main_process:
+                    report_path.write_text(json.dumps(report, indent=2))
                 return report
-            rankings = store.rankings()
-            target_config = _target_config(model_path)
-            dataset = preference_dataset(
-                candidates,
-                rankings,
-                build_prompt_messages(target_config),
-                ExportConfig(pairs=script_args.pairs, min_margin=script_args.min_margin),
-            )
-            dataset.save_to_disk(str(round_dir / "preferences"))
-            metrics.update(items=len(candidates), rankings=len(rankings))
+            dataset, counts = prepared
+            metrics.update(counts)
         metrics["pairs"] = len(dataset)
         args = dataclasses.replace(training_args, output_dir=str(round_dir / "trainer"))
         trainer, processor = train_dpo(model_path, dataset, args, use_peft=bool(model_args.use_peft), **load_kwargs)
-        history = [h for h in trainer.state.log_history if "loss" in h]
-        metrics["train"] = {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))}
-        metrics["train"]["train_runtime"] = next(
-            (h["train_runtime"] for h in trainer.state.log_history if "train_runtime" in h), None
-        )
+        # The last logged step (loss, rewards/accuracies, margins...) and the run summary (train_loss, runtime).
+        steps = [h for h in trainer.state.log_history if "loss" in h]
+        summary = [h for h in trainer.state.log_history if "train_runtime" in h]
+        logged = {**(steps[-1] if steps else {}), **(summary[-1] if summary else {})}
+        metrics["train"] = {k: v for k, v in logged.items() if isinstance(v, (int, float))}
         model_dir = save_policy(trainer, processor, round_dir / "model", model_path, metrics)
         del trainer
-        if eval_rows is not None:
-            metrics["eval"] = evaluate_policy(str(model_dir), eval_rows, script_args)
-        metrics_path.write_text(json.dumps(metrics, indent=2, default=str))
-        report["rounds"].append(metrics)
-        report.pop("waiting_for", None)
-        report_path.write_text(json.dumps(report, indent=2, default=str))
+        if state.is_main_process:
+            if eval_rows is not None:
+                metrics["eval"] = evaluate_policy(str(model_dir), eval_rows, script_args)
+            metrics_path.write_text(json.dumps(metrics, indent=2, default=str))
+            report["rounds"].append(metrics)
+            report.pop("waiting_for", None)
+            report_path.write_text(json.dumps(report, indent=2, default=str))
+        state.wait_for_everyone()  # every process trains the next round from the saved model
         model_path = str(model_dir)
     report["final_model"] = model_path
-    report_path.write_text(json.dumps(report, indent=2, default=str))
+    if state.is_main_process:
+        report_path.write_text(json.dumps(report, indent=2, default=str))
     return report
 
 
