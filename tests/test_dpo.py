@@ -177,3 +177,24 @@ def test_recipe_configs_parse(name):
     )
     assert script_args.num_rounds >= 2 and training_args.max_length is None
     assert not training_args.precompute_ref_log_probs and training_args.beta > 0
+
+
+def test_full_checkpoint_gets_a_fresh_lora_adapter(tmp_path, tiny_model_dir, sft_adapter, faces):
+    from datasets import load_from_disk
+    from trl import DPOConfig
+
+    from semanticface.inference import SemanticFacePredictor, is_adapter
+    from semanticface.preferences.dpo_training import save_policy, train_dpo
+
+    run_rounds(*_configs(tmp_path / "a", sft_adapter, faces, num_rounds=1))
+    prefs = load_from_disk(str(tmp_path / "a" / "round_1" / "preferences"))
+    args = DPOConfig(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2, learning_rate=5e-3,
+                     max_length=None, report_to=[], save_strategy="no", use_cpu=True)  # fmt: skip
+    trainer, processor = train_dpo(str(tiny_model_dir), prefs, args, use_peft=True, lora_r=4, lora_alpha=8)
+    model = trainer.model
+    assert set(model.peft_config) == {"default"}  # reference = the same model with the adapter disabled
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+    out = save_policy(trainer, processor, tmp_path / "policy", str(tiny_model_dir), {"pairs": len(prefs)})
+    assert is_adapter(out) and not (out / "model.safetensors").exists()
+    predictor = SemanticFacePredictor.from_pretrained(out, dtype="float32", device="cpu")
+    assert len(predictor.predict([prefs[0]["images"][0]], max_new_tokens=4)) == 1

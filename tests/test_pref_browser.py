@@ -112,4 +112,11 @@ def test_annotator_from_query_parameter_resumes_their_progress(served):
     page.goto(url + "/?annotator=cy")  # another annotator starts at the beginning
     _wait_item(page, "item-000")
     assert page.text_content("#progress") == "0 / 4"
-    assert [r.annotator for r in store.rankings()] == ["bo"]
+    # cy orders by dragging the candidates onto the ranking bar.
+    for cid in ["c3", "c0", "c2", "c1"]:
+        page.drag_and_drop(f".candidate[data-id={cid}]", "#ranking")
+    assert page.locator("#ranking li").all_text_contents() == ["#4", "#1", "#3", "#2"]
+    page.click("#submit")
+    _wait_item(page, "item-001")
+    assert [r.annotator for r in store.rankings()] == ["bo", "cy"]
+    assert store.rankings(annotator="cy")[0].groups == (("c3",), ("c0",), ("c2",), ("c1",))
