@@ -85,23 +85,26 @@ def test_config_and_inputs_are_checked(tmp_path):
 def test_model_samples_from_the_tiny_model(tmp_path, tiny_model_dir):
     from semanticface.inference import SemanticFacePredictor
 
-    predictor = SemanticFacePredictor.from_pretrained(tiny_model_dir, dtype="float32", device="cpu")
     images = [Image.new("RGB", (56, 56), c) for c in ("red", "navy")]
-    config = CandidateConfig(
-        num_samples=3, temperatures=(0.7, 1.3), max_new_tokens=12, num_perturbations=2, render_size=48
-    )
+    labels = [_label(0), _label(1)]
+    config = CandidateConfig(num_samples=3, temperatures=(0.7, 1.3), max_new_tokens=12, num_perturbations=2)
+    # Free generation: a random tiny model emits no coefficient block in 12 tokens, so its samples are dropped.
+    free = SemanticFacePredictor.from_pretrained(tiny_model_dir, dtype="float32", device="cpu")
     out = generate_candidates(
-        tmp_path / "c",
-        images,
-        AvatarRenderer(),
-        predictor=predictor,
-        pseudo_labels=[_label(0), _label(1)],
-        config=config,
+        tmp_path / "free", images, AvatarRenderer(), predictor=free, pseudo_labels=labels, config=config
     )
-    # A random tiny model emits no coefficient block in 12 tokens: its samples are dropped, perturbations remain.
+    assert all([c.origin["kind"] for c in item.candidates] == ["perturbation"] * 2 for item in out)
+    # Template-forced decoding: every sample parses; origins record temperature and seed.
+    forced = SemanticFacePredictor.from_pretrained(
+        tiny_model_dir, dtype="float32", device="cpu", decoding="forced", target_config=TargetConfig("coefficients")
+    )
+    config = CandidateConfig(num_samples=3, temperatures=(0.7, 1.3), max_new_tokens=1024, render_size=48)
+    out = generate_candidates(tmp_path / "forced", images, AvatarRenderer(), predictor=forced, config=config)
     for item in out:
-        kinds = [c.origin["kind"] for c in item.candidates]
+        assert len(item.candidates) == 3
+        assert [(c.origin["kind"], c.origin["temperature"]) for c in item.candidates] == [
+            ("sample", 0.7), ("sample", 0.7), ("sample", 1.3)
+        ]  # fmt: skip
         for c in item.candidates:
-            if c.origin["kind"] == "sample":
-                assert parse_output(c.raw_text).coefficients == c.coefficients
-        assert kinds.count("perturbation") == 2
+            assert parse_output(c.raw_text).coefficients == c.coefficients
+            assert c.completion == render_target(c.coefficients, TargetConfig("coefficients"))
