@@ -131,7 +131,9 @@ def _chat_template(architecture: str) -> str:
     return (resources.files("trl") / "chat_templates" / _CHAT_TEMPLATES[architecture]).read_text()
 
 
-def _model_config(architecture: str, vocab: dict[str, int], vocab_size: int) -> Any:
+def _model_config(
+    architecture: str, vocab: dict[str, int], vocab_size: int, hidden_size: int = 64, num_layers: int = 2
+) -> Any:
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
     ids = {
@@ -142,11 +144,11 @@ def _model_config(architecture: str, vocab: dict[str, int], vocab_size: int) -> 
     }
     text = {
         "vocab_size": vocab_size,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": hidden_size // 16,  # head_dim 16 whatever the width (the mrope sections assume it)
+        "num_key_value_heads": max(1, hidden_size // 32),
         "max_position_embeddings": 4096,
         "bos_token_id": None,
         "eos_token_id": vocab["<|im_end|>"],
@@ -164,10 +166,10 @@ def _model_config(architecture: str, vocab: dict[str, int], vocab_size: int) -> 
         }
         vision = {
             "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "hidden_size": hidden_size // 2,
+            "intermediate_size": hidden_size,
             "num_heads": 2,
-            "out_hidden_size": 64,
+            "out_hidden_size": hidden_size,
             "num_position_embeddings": 144,
             "deepstack_visual_indexes": [1],
         }
@@ -176,15 +178,15 @@ def _model_config(architecture: str, vocab: dict[str, int], vocab_size: int) -> 
     if architecture == "qwen2_5_vl":
         vision = {
             "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "hidden_size": hidden_size // 2,
+            "intermediate_size": hidden_size,
             "num_heads": 2,
-            "out_hidden_size": 64,
+            "out_hidden_size": hidden_size,
             "fullatt_block_indexes": [1],
             "window_size": 56,
         }
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
-    vision = {"depth": 2, "embed_dim": 32, "mlp_ratio": 2, "num_heads": 2, "hidden_size": 64}
+    vision = {"depth": 2, "embed_dim": hidden_size // 2, "mlp_ratio": 2, "num_heads": 2, "hidden_size": hidden_size}
     return Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
 
 
@@ -216,14 +218,20 @@ def _video_processor_config(architecture: str, image_processor: Any) -> dict[str
     }
 
 
-def build_tiny_model(out_dir: str | Path, architecture: str = "qwen2_5_vl", seed: int = 0) -> Path:
+def build_tiny_model(
+    out_dir: str | Path, architecture: str = "qwen2_5_vl", seed: int = 0, *, hidden_size: int = 64, num_layers: int = 2
+) -> Path:
     """Build and save a tiny random ``architecture`` VLM (plus tokenizer and processor) into ``out_dir``.
+
+    ``hidden_size`` (a multiple of 32) and ``num_layers`` size the language model; the vision tower is half as wide.
 
     Deterministic for a given ``seed`` and code state. Returns ``out_dir``; load it with
     :func:`semanticface.modeling.load_model_and_processor`.
     """
     if architecture not in TINY_ARCHITECTURES:
         raise ConfigError(f"architecture must be one of {', '.join(TINY_ARCHITECTURES)}; got {architecture!r}")
+    if hidden_size < 32 or hidden_size % 32 or num_layers < 1:
+        raise ConfigError(f"hidden_size must be a multiple of 32 and num_layers >= 1; got {hidden_size}, {num_layers}")
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -237,7 +245,7 @@ def build_tiny_model(out_dir: str | Path, architecture: str = "qwen2_5_vl", seed
     processor = image_only_processor_class(architecture)(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=_chat_template(architecture)
     )
-    config = _model_config(architecture, tokenizer.get_vocab(), len(tokenizer))
+    config = _model_config(architecture, tokenizer.get_vocab(), len(tokenizer), hidden_size, num_layers)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
