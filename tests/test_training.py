@@ -346,3 +346,48 @@ def test_quickstart_two_process_ddp(tmp_path):
     assert any(entry.get("eval_gen_samples") == 2 for entry in state["log_history"])
     assert (out / "model.safetensors").is_file() and (out / "semanticface_config.json").is_file()
     print(f"2-process DDP quickstart (4 steps) wall time: {wall:.1f} s")
+
+
+# --- shipped configs ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "quantized"),
+    [
+        ("qwen3vl_4b_lora.yaml", "Qwen/Qwen3-VL-4B-Instruct", False),
+        ("qwen25vl_3b_qlora.yaml", "Qwen/Qwen2.5-VL-3B-Instruct", True),
+        ("quickstart.yaml", "tiny:qwen2_5_vl", False),
+    ],
+)
+def test_recipe_configs_parse_and_cli_overrides_win(name, model, quantized):
+    path = REPO / "recipes" / "configs" / name
+    # bf16 needs a GPU to validate; the CLI override also shows any YAML key can be overridden.
+    script_args, training_args, model_args = _parse(
+        ["--config", str(path), "--dataset_name", "faces", "--bf16", "false", "--learning_rate", "5e-5"]
+    )
+    assert model_args.model_name_or_path == model
+    assert model_args.load_in_4bit is quantized
+    assert training_args.learning_rate == 5e-5
+    assert training_args.max_length is None
+    assert script_args.freeze_vision_tower is (name != "quickstart.yaml")
+    assert model_args.use_peft is (name != "quickstart.yaml")
+    assert script_args.target_config().target_format == "semantic"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("single_gpu.yaml", "NO"),
+        ("multi_gpu_ddp.yaml", "MULTI_GPU"),
+        ("fsdp.yaml", "FSDP"),
+        ("deepspeed_zero2.yaml", "DEEPSPEED"),
+        ("deepspeed_zero3.yaml", "DEEPSPEED"),
+    ],
+)
+def test_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(REPO / "recipes" / "accelerate" / name))
+    assert str(config.distributed_type).split(".")[-1] == kind
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == int(name[-6])
