@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import TargetConfig, parse_output, render_target, target_skeleton
 from semanticface.decoding import forced_generate
 from semanticface.errors import OutputParseError
@@ -265,6 +266,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "forced": forced,
         "reference_coefficient_block_tokens": reference,
         "mae_where_both_parsed": {"images": both, "plain": plain_mae, "forced": forced_mae},
+        # For scale: predicting the neutral face for every image.
+        "neutral_baseline_mae": coefficient_metrics(
+            [FaceCoefficients.neutral()] * plain_n, truths[:plain_n]
+        ).overall.mae,
         "ratios": {
             "forward_passes_plain_over_forced": plain["forward_passes_per_batch"] / forced["forward_passes_per_batch"],
             # Plain generation needs one pass per token of the block it writes; where it wrote none (untrained),

@@ -288,3 +288,25 @@ def test_predictor_forced_decoding_gives_parsed_predictions(tiny_model_dir):
     assert len(candidates) == 2 and all(c.parse_ok for c in candidates)
     again = predictor.predict(_images(1), do_sample=True, seed=3, num_return_sequences=2, max_new_tokens=18)
     assert [c.raw_text for c in candidates] == [c.raw_text for c in again]
+
+
+def test_whitespace_before_a_description_is_healed_into_its_first_word(tiny):
+    """BPE merges the space after 'Expression:' into the next word; the decoder must not feed it alone."""
+    from semanticface.contract import FreeText, Literal
+    from semanticface.decoding.forced import _heal, _literal_ids
+    from semanticface.decoding.slots import FreeTextSlot
+
+    tokenizer = tiny[1].tokenizer
+    table = token_table(tokenizer)
+    literal = Literal("Expression: ")
+    ids = _literal_ids(tokenizer, literal.text)
+    fed, heal = _heal(ids, literal.text, table, FreeText("expression", 80, "\nMuscle movements:\n- Brows: "))
+    assert heal == " " and fed == ids[:-1]
+    assert tokenizer.decode(fed) + heal == literal.text
+    # Before a number nothing is held back (numbers are never merged with a space by these tokenizers).
+    assert _heal(ids, literal.text, table, Number("jawOpen", "jawOpen", 2, 0.0, 1.0)) == (ids, "")
+    slot = FreeTextSlot(tokenizer, table, "\n", 80, 10, heal)
+    first = slot.allowed()
+    assert first and all(table.strings[i].startswith(" ") and table.strings[i].strip() for i in first)
+    slot.advance(tokenizer.encode(" smiling", add_special_tokens=False)[0])
+    assert slot.allowed() is None and slot.text.startswith("smil")

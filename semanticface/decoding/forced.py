@@ -38,7 +38,7 @@ from transformers import (
 from semanticface.contract import FreeText, Literal, Number, Segment
 from semanticface.decoding.cached import CachedBatch
 from semanticface.decoding.numbers import NumberGrammar
-from semanticface.decoding.slots import FreeTextSlot, NumberSlot
+from semanticface.decoding.slots import FreeTextSlot, NumberSlot, healing_tokens
 from semanticface.decoding.vocab import TokenTable, token_table
 from semanticface.errors import ConfigError
 
@@ -181,9 +181,12 @@ def forced_generate(
         stats = [RowStats() for _ in range(rows)]
         text_budget = [max_new_tokens if max_new_tokens is not None else float("inf")] * rows
         coefficient_passes = text_passes = 0
-        for segment in skeleton:
+        heal = ""
+        for position, segment in enumerate(skeleton):
             if isinstance(segment, Literal):
                 ids = _literal_ids(tokenizer, segment.text)
+                following = skeleton[position + 1] if position + 1 < len(skeleton) else None
+                ids, heal = _heal(ids, segment.text, table, following)
                 for row in range(rows):
                     pending[row].extend(ids)
                     pieces[row].append(segment.text)
@@ -199,7 +202,7 @@ def forced_generate(
                 # max_chars tokens: a bound as loose as the field itself (a token rarely spells less than a character).
                 field_tokens = segment.max_chars if max_text_tokens is None else max_text_tokens
                 slots = [
-                    FreeTextSlot(tokenizer, table, segment.stop, segment.max_chars, int(min(field_tokens, b)))
+                    FreeTextSlot(tokenizer, table, segment.stop, segment.max_chars, int(min(field_tokens, b)), heal)
                     for b in text_budget
                 ]
             else:
@@ -274,6 +277,18 @@ def _run_slot(
 
 def _literal_ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def _heal(ids: list[int], text: str, table: TokenTable, following: Segment | None) -> tuple[list[int], str]:
+    """Hold back a literal's trailing whitespace token when a description follows (see ``FreeTextSlot``)."""
+    if not isinstance(following, FreeText) or not ids:
+        return ids, ""
+    last = table.strings[ids[-1]] if ids[-1] < table.size else ""
+    if not last or last.strip() or not text.endswith(last):
+        return ids, ""
+    if not healing_tokens(table, last, following.stop[:1] or "\n"):
+        return ids, ""
+    return ids[:-1], last
 
 
 def _repeat_rows(inputs: dict[str, Any], times: int) -> dict[str, Any]:

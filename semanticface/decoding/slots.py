@@ -52,9 +52,15 @@ class FreeTextSlot:
     The text is decoded from all the slot's tokens together, so characters split over several byte-level tokens
     come out whole. A token that runs past the stop character is cut there; the part before it is re-encoded and
     fed, so the model sees what the text says.
+
+    ``heal`` is whitespace held back from the end of the literal before (token healing): BPE tokenizers merge the
+    space after ``Expression:`` into the next word (`` other``), so a model never saw a lone space token there
+    and, fed one, drifts. The first sampled token must then start with that whitespace.
     """
 
-    def __init__(self, tokenizer: Any, table: TokenTable, stop: str, max_chars: int, max_tokens: int) -> None:
+    def __init__(
+        self, tokenizer: Any, table: TokenTable, stop: str, max_chars: int, max_tokens: int, heal: str = ""
+    ) -> None:
         self.tokenizer = tokenizer
         self.table = table
         self.stop_char = stop[:1] or "\n"
@@ -65,6 +71,7 @@ class FreeTextSlot:
         self.done = max_tokens <= 0 or max_chars <= 0
         self.start_tokens: list[int] = []
         self.sampled = 0
+        self.heal = heal
 
     @property
     def text(self) -> str:
@@ -74,7 +81,9 @@ class FreeTextSlot:
             text = text.replace(char, " ")
         return text.strip()[: self.max_chars].strip()
 
-    def allowed(self) -> None:
+    def allowed(self) -> list[int] | None:
+        if self.heal and self.sampled == 0:
+            return healing_tokens(self.table, self.heal, self.stop_char)
         return None
 
     def banned(self, first: bool) -> frozenset[int]:
@@ -114,3 +123,18 @@ def _banned(table: TokenTable, stop_char: str, first: bool) -> frozenset[int]:
         banned |= {i for i, s in enumerate(table.strings) if any(not c.isprintable() and c != stop_char for c in s)}
         _BANNED[key] = frozenset(banned)
     return _BANNED[key]
+
+
+_HEALING: dict[tuple[int, str, str], list[int]] = {}
+
+
+def healing_tokens(table: TokenTable, heal: str, stop_char: str) -> list[int]:
+    """First tokens of a field whose literal lost its trailing ``heal`` whitespace: they start with it and
+    spell something more, and are not banned as a field's first token."""
+    key = (id(table), heal, stop_char)
+    if key not in _HEALING:
+        banned = _banned(table, stop_char, True)
+        _HEALING[key] = [
+            i for i, s in enumerate(table.strings) if s.startswith(heal) and s.strip() and i not in banned
+        ]
+    return _HEALING[key]
