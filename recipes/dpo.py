@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 
+from accelerate import PartialState
 from trl import DPOConfig, ModelConfig, TrlParser
 
 from semanticface.preferences.rounds import DPOScriptArguments, run_rounds
@@ -42,4 +43,6 @@ if __name__ == "__main__":
     parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    print(json.dumps(main(script_args, training_args, model_args), indent=2, default=str))
+    report = main(script_args, training_args, model_args)
+    if PartialState().is_main_process:
+        print(json.dumps(report, indent=2, default=str))
