@@ -68,6 +68,8 @@ def test_eval_model_with_baselines_writes_json_markdown_and_plots(coefficient_mo
     assert systems["constant_mean"]["overall"]["mae"] == pytest.approx(expected.overall.mae)
     neutral = np.mean([np.abs(t.blendshapes).mean() for t in truths])
     assert systems["neutral"]["overall"]["mae"] == pytest.approx(neutral)
+    saved = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(saved) == 6 and all(s["parse_ok"] and s["raw_text"].startswith("Coefficients:") for s in saved)
     summary = (out / "summary.md").read_text()
     assert "| model |" in summary and "| constant_mean |" in summary and "| neutral |" in summary
     for name in PLOTS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -173,4 +174,9 @@ def evaluate(
     paths = write_report(
         out_dir, results, truths, images=images, render=render, num_renders=options.num_renders, meta=meta
     )
+    # The raw outputs beside the figures: a parse-failure rate is only actionable with the texts that failed.
+    paths["predictions"] = Path(out_dir) / "predictions.jsonl"
+    with open(paths["predictions"], "w", encoding="utf-8") as handle:
+        for index, prediction in enumerate(predictions):
+            handle.write(json.dumps({"index": index, **prediction.to_dict()}) + "\n")
     return results, paths
