@@ -169,7 +169,6 @@ def forced_generate(
             processors.append(TopPLogitsWarper(top_p))
 
     start = time.perf_counter()
-    grammars: dict[tuple[float, float, int], NumberGrammar] = {}
     with torch.inference_mode():
         batch = CachedBatch(model, inputs, pad_token_id)
         rows = batch.batch_size
@@ -194,10 +193,8 @@ def forced_generate(
                 continue
             before = batch.forward_passes
             if isinstance(segment, Number):
-                key = (segment.minimum, segment.maximum, segment.decimals)
-                if key not in grammars:
-                    grammars[key] = NumberGrammar(*key, table)
-                slots: list[Any] = [NumberSlot(grammars[key]) for _ in range(rows)]
+                grammar = _grammar(table, segment.minimum, segment.maximum, segment.decimals)
+                slots: list[Any] = [NumberSlot(grammar) for _ in range(rows)]
             elif isinstance(segment, FreeText):
                 # max_chars tokens: a bound as loose as the field itself (a token rarely spells less than a character).
                 field_tokens = segment.max_chars if max_text_tokens is None else max_text_tokens
@@ -205,6 +202,7 @@ def forced_generate(
                     FreeTextSlot(tokenizer, table, segment.stop, segment.max_chars, int(min(field_tokens, b)), heal)
                     for b in text_budget
                 ]
+                heal = ""
             else:
                 raise ConfigError(f"unknown skeleton segment {segment!r}")
             for row, slot in enumerate(slots):
@@ -273,6 +271,17 @@ def _run_slot(
             chosen = scores.argmax(-1)
         for row, token in zip(active, chosen.tolist()):
             pending[row].extend(slots[row].advance(token))
+
+
+_GRAMMARS: dict[tuple[int, float, float, int], NumberGrammar] = {}
+
+
+def _grammar(table: TokenTable, low: float, high: float, decimals: int) -> NumberGrammar:
+    # Kept across calls: each grammar caches the allowed tokens of every trie node it has visited.
+    key = (id(table), low, high, decimals)
+    if key not in _GRAMMARS or _GRAMMARS[key].table is not table:
+        _GRAMMARS[key] = NumberGrammar(low, high, decimals, table)
+    return _GRAMMARS[key]
 
 
 def _literal_ids(tokenizer: Any, text: str) -> list[int]:
