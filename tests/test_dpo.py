@@ -120,15 +120,24 @@ def test_two_simulated_rounds_from_an_adapter(tmp_path, sft_adapter, faces):
     assert (out / "round_2" / "model" / "adapter_model.safetensors").stat().st_mtime_ns == before
 
 
-def test_reference_is_the_frozen_sft_adapter(tmp_path, sft_adapter, faces):
-    from datasets import load_from_disk
+@pytest.fixture(scope="module")
+def prefs(sft_adapter, faces, tmp_path_factory):
+    """One round's preference pairs (sampled from the SFT adapter, simulated ranking, exported), untrained."""
+    from semanticface.preferences.rounds import load_rows, prepare_round
+
+    script_args = _configs(Path("unused"), sft_adapter, faces)[0]
+    dataset, counts = prepare_round(
+        str(sft_adapter), load_rows(str(faces), "train"), 1, tmp_path_factory.mktemp("round"), script_args
+    )
+    assert counts == {"items": 2, "rankings": 2} and len(dataset) > 0
+    return dataset
+
+
+def test_reference_is_the_frozen_sft_adapter(tmp_path, sft_adapter, prefs):
     from trl import DPOConfig
 
     from semanticface.preferences.dpo_training import train_dpo
 
-    first = run_rounds(*_configs(tmp_path / "a", sft_adapter, faces, num_rounds=1))
-    prefs = load_from_disk(str(tmp_path / "a" / "round_1" / "preferences"))
-    assert first["rounds"][0]["pairs"] == len(prefs)
     args = DPOConfig(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2, learning_rate=5e-3,
                      max_length=None, report_to=[], save_strategy="no", use_cpu=True)  # fmt: skip
     trainer, _ = train_dpo(str(sft_adapter), prefs, args, min_pixels=56 * 56, max_pixels=56 * 56)
@@ -179,15 +188,12 @@ def test_recipe_configs_parse(name):
     assert not training_args.precompute_ref_log_probs and training_args.beta > 0
 
 
-def test_full_checkpoint_gets_a_fresh_lora_adapter(tmp_path, tiny_model_dir, sft_adapter, faces):
-    from datasets import load_from_disk
+def test_full_checkpoint_gets_a_fresh_lora_adapter(tmp_path, tiny_model_dir, prefs):
     from trl import DPOConfig
 
     from semanticface.inference import SemanticFacePredictor, is_adapter
     from semanticface.preferences.dpo_training import save_policy, train_dpo
 
-    run_rounds(*_configs(tmp_path / "a", sft_adapter, faces, num_rounds=1))
-    prefs = load_from_disk(str(tmp_path / "a" / "round_1" / "preferences"))
     args = DPOConfig(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2, learning_rate=5e-3,
                      max_length=None, report_to=[], save_strategy="no", use_cpu=True)  # fmt: skip
     trainer, processor = train_dpo(str(tiny_model_dir), prefs, args, use_peft=True, lora_r=4, lora_alpha=8)
