@@ -8,8 +8,11 @@ what a model learnt from biased capture-software labels?
 4. Report held-out MAE against the truth (overall, per region, per face half) of the MediaPipe labels themselves,
    the distilled model and every round's model, with pair counts.
 
-    python recipes/benchmark_dpo.py --out outputs/benchmark_dpo            # ~20 min on 2 CPU cores
-    python recipes/benchmark_dpo.py --out /tmp/bench --quick               # smoke run, ~3 min
+    OMP_NUM_THREADS=1 python recipes/benchmark_dpo.py --out outputs/benchmark_dpo      # ~5 min on 2 CPU cores
+    OMP_NUM_THREADS=1 python recipes/benchmark_dpo.py --out /tmp/bench --quick         # smoke run, ~2 min
+    ... --run-name dpo_t03_06 --temperatures 0.3 0.6     # another DPO setting on the same data and SFT model
+
+Stages already done under --out (renders, labels, SFT model, finished rounds) are reused.
 
 Needs ../shared/data (mesh, Live Link Face captures, MediaPipe model) or $SEMANTICFACE_SHARED_DATA.
 Writes ``report.json`` (and every stage's artefacts) under ``--out``.
@@ -192,19 +195,39 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = shared_data()
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    faces = render_faces(out / "faces", data, args.images, 112, args.seed)
-    timings["render_s"] = time.perf_counter() - start
+    # Stage timings persist beside the artefacts, so a resumed run reports how long each stage really took.
+    timings_path = out / "timings.json"
+    timings: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
 
-    start = time.perf_counter()
-    pseudo = pseudo_label(faces["train"], out / "pseudo_train", data / "mediapipe" / "face_landmarker.task")
-    pseudo_test = pseudo_label(faces["test"], out / "pseudo_test", data / "mediapipe" / "face_landmarker.task")
-    timings["pseudolabel_s"] = time.perf_counter() - start
+    def timed(name: str, done: bool, fn):
+        start = time.perf_counter()
+        result = fn()
+        if not done or name not in timings:
+            timings[name] = time.perf_counter() - start
+            timings_path.write_text(json.dumps(timings, indent=2))
+        return result
 
-    start = time.perf_counter()
-    sft_dir = distill(out / "pseudo_train", out / "sft", args.sft_steps, args.seed)
-    timings["distill_s"] = time.perf_counter() - start
+    faces = timed(
+        "render_s",
+        (out / "faces" / "dataset_dict.json").is_file(),
+        lambda: render_faces(out / "faces", data, args.images, 112, args.seed),
+    )
+    task = data / "mediapipe" / "face_landmarker.task"
+    pseudo = timed(
+        "pseudolabel_train_s",
+        (out / "pseudo_train" / "dataset_info.json").is_file(),
+        lambda: pseudo_label(faces["train"], out / "pseudo_train", task),
+    )
+    pseudo_test = timed(
+        "pseudolabel_test_s",
+        (out / "pseudo_test" / "dataset_info.json").is_file(),
+        lambda: pseudo_label(faces["test"], out / "pseudo_test", task),
+    )
+    sft_dir = timed(
+        "distill_s",
+        (out / "sft" / "semanticface_config.json").is_file(),
+        lambda: distill(out / "pseudo_train", out / "sft", args.sft_steps, args.seed),
+    )
 
     # DPO images: the training faces with their TRUE coefficients (what the simulated annotator compares to).
     truth_train = out / "truth_train"
@@ -250,9 +273,8 @@ def main() -> None:
     # The distilled tiny model is a full checkpoint; LoRA on a random-init tiny model barely learns, so the
     # benchmark trains it fully (TRL then keeps a reference copy, cheap at this size).
     model_args = ModelConfig(model_name_or_path=str(sft_dir), dtype="float32", use_peft=False)
-    start = time.perf_counter()
-    rounds = run_rounds(script_args, training_args, model_args)
-    timings["dpo_rounds_s"] = time.perf_counter() - start
+    rounds = timed(f"{args.run_name}_rounds_s", (out / args.run_name / f"round_{args.rounds}" / "metrics.json").is_file(),
+                   lambda: run_rounds(script_args, training_args, model_args))  # fmt: skip
 
     report = {
         "setup": {k: v for k, v in vars(args).items()},
