@@ -391,3 +391,28 @@ def test_accelerate_configs_load(name, kind):
     assert str(config.distributed_type).split(".")[-1] == kind
     if kind == "DEEPSPEED":
         assert config.deepspeed_config["zero_stage"] == int(name[-6])
+
+
+def test_qlora_4bit_run_on_qwen3_vl(face_dataset_dir, tmp_path):
+    """QLoRA through the recipe on the tiny Qwen3-VL: 4-bit language model, LoRA adapters trained and saved.
+
+    No generation during this run: on CPU, bitsandbytes cannot train a 4-bit model after running it in eval mode.
+    """
+    import bitsandbytes as bnb
+
+    out = tmp_path / "qlora"
+    args = _short_run_args(
+        face_dataset_dir, out, "--model_name_or_path", "tiny:qwen3_vl", "--use_peft", "true",
+        "--load_in_4bit", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj",
+        "--freeze_vision_tower", "true", "--max_steps", "2", "--eval_strategy", "no", "--eval_generate_samples", "0",
+        "--target_format", "coefficients", "--dtype", "float32",
+    )  # fmt: skip
+    trainer = _recipe().main(*_parse(args))
+    assert trainer.state.global_step == 2
+    base = trainer.model.get_base_model()
+    assert type(base).__name__ == "Qwen3VLForConditionalGeneration"
+    assert isinstance(base.model.language_model.layers[0].mlp.up_proj, bnb.nn.Linear4bit)
+    assert (out / "adapter_model.safetensors").is_file()
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == {"q_proj", "v_proj"}
+    assert json.loads((out / "processor_config.json").read_text())["processor_class"] == "Qwen3VLProcessor"
