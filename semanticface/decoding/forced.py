@@ -73,14 +73,22 @@ class SlotMaskLogitsProcessor(LogitsProcessor):
         self.banned: dict[int, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor | None, scores: torch.FloatTensor) -> torch.FloatTensor:
-        masked = scores.clone()
-        for row, ids in self.allowed.items():
-            keep = torch.full_like(scores[row], float("-inf"))
-            keep[ids] = 0.0
-            masked[row] = scores[row] + keep
-        for row, ids in self.banned.items():
-            masked[row, ids] = float("-inf")
-        return masked
+        # Rows sharing a rule (the same tensor: same trie node, same banned set) are masked in one indexing op.
+        blocked = torch.zeros_like(scores, dtype=torch.bool)
+        for rule, rows in _group(self.allowed).items():
+            keep = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+            keep[rule] = True
+            blocked[rows] = ~keep
+        for rule, rows in _group(self.banned).items():
+            blocked[torch.tensor(rows, device=scores.device)[:, None], rule[None, :]] = True
+        return scores.masked_fill(blocked, float("-inf"))
+
+
+def _group(rules: dict[int, torch.Tensor]) -> dict[torch.Tensor, list[int]]:
+    groups: dict[int, tuple[torch.Tensor, list[int]]] = {}
+    for row, rule in rules.items():
+        groups.setdefault(id(rule), (rule, []))[1].append(row)
+    return {rule: rows for rule, rows in groups.values()}
 
 
 class _IndexCache:

@@ -72,6 +72,7 @@ class FreeTextSlot:
         self.start_tokens: list[int] = []
         self.sampled = 0
         self.heal = heal
+        self.chars = 0
 
     @property
     def text(self) -> str:
@@ -102,7 +103,8 @@ class FreeTextSlot:
             self.tail = piece[:cut]
             return list(self.tokenizer.encode(self.tail, add_special_tokens=False))
         self.ids.append(token)
-        if len(self.ids) >= self.max_tokens or len(self.text) >= self.max_chars:
+        self.chars += len(piece)  # running count; the exact text is decoded once the field is done
+        if len(self.ids) >= self.max_tokens or self.chars >= self.max_chars:
             self.done = True
         return [token]
 
