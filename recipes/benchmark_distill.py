@@ -76,6 +76,7 @@ def make_dataset(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
         size=args.image_size,
         seed=args.seed,
         identities=args.identities,
+        styles=tuple(args.styles),
         splits={"train": 0.85, "validation": 0.05, "test": 0.10},
         sampling=SamplingConfig(source=source, recordings=recordings),
     )
@@ -128,6 +129,8 @@ def run_format(target_format: str, args: argparse.Namespace, data: Path, base: P
         "--warmup_steps", str(min(20, args.max_steps // 10)), "--eval_strategy", "no", "--eval_generate_samples", "0",
         "--save_strategy", "no", "--logging_steps", "25", "--seed", str(args.seed),
     ]  # fmt: skip
+    if args.max_pixels:
+        argv += ["--max_pixels", str(args.max_pixels)]
     parsed = TrlParser((DistillScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(args=argv)
     clock = StepClock(args.budget_minutes * 60)
     start = time.perf_counter()
@@ -172,7 +175,14 @@ def main() -> None:
     parser.add_argument("--source", default="llf", choices=["llf", "sparse", "uniform"])
     parser.add_argument("--samples", type=int, default=1600, help="faces rendered over all splits")
     parser.add_argument("--identities", type=int, default=40)
+    parser.add_argument("--styles", nargs="+", default=["flat", "shaded"], help="avatar styles to render")
     parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="processor pixel bound (28x28 px per image token); default 16 tokens",
+    )
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--max-steps", type=int, default=450)
