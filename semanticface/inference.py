@@ -187,7 +187,7 @@ class SemanticFacePredictor:
         min_pixels = min_pixels if min_pixels is not None else saved.get("min_pixels")
         max_pixels = max_pixels if max_pixels is not None else saved.get("max_pixels")
         adapter = is_adapter(source, revision=revision)
-        base = _adapter_base(source, revision=revision) if adapter else source
+        base = adapter_base_model(source, revision=revision) if adapter else source
         # The processor (chat template, image settings) is saved with the adapter by training; fall back to base's.
         try:
             processor = load_processor(
@@ -381,7 +381,8 @@ def merge_adapter(adapter_path: str | Path, out_dir: str | Path, *, dtype: Any =
     return out
 
 
-def _adapter_base(source: str, *, revision: str | None) -> str:
+def adapter_base_model(source: str, *, revision: str | None) -> str:
+    """The base model an adapter (local folder or Hub id) was trained on, from its ``adapter_config.json``."""
     path = Path(source)
     file = path / ADAPTER_CONFIG if path.is_dir() else _hub_file(source, ADAPTER_CONFIG, revision=revision)
     if file is None:

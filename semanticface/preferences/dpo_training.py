@@ -33,11 +33,11 @@ def load_policy(
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``(model, processor, peft_config)`` ready for :class:`trl.DPOTrainer`; the vision tower stays frozen."""
-    from semanticface.inference import _adapter_base, is_adapter
+    from semanticface.inference import adapter_base_model, is_adapter
     from semanticface.modeling import load_model, load_processor, vision_module_names
 
     adapter = is_adapter(model_path)
-    base = _adapter_base(model_path, revision=None) if adapter else model_path
+    base = adapter_base_model(model_path, revision=None) if adapter else model_path
     try:
         processor = load_processor(
             model_path, trust_remote_code=trust_remote_code, min_pixels=min_pixels, max_pixels=max_pixels
