@@ -24,6 +24,7 @@ from semanticface.training.callbacks import GenerationEvalCallback
 from semanticface.training.config import DistillScriptArguments
 from semanticface.training.data import load_rows, split_rows
 from semanticface.training.formatting import check_max_length, format_dataset
+from semanticface.training.launch import distributed_training_args
 from semanticface.training.setup import (
     prepare_model,
     push_artifacts,
@@ -42,6 +43,7 @@ def main(
     model_args: ModelConfig,
     callbacks: list[Any] | None = None,
 ) -> DistillTrainer:
+    training_args = distributed_training_args(training_args)  # N CPU processes -> one gloo DDP group
     target_config = script_args.target_config()
     model_path = resolve_model_path(
         model_args.model_name_or_path, training_args.output_dir, seed=script_args.tiny_model_seed

@@ -27,9 +27,11 @@ from accelerate import PartialState
 from trl import DPOConfig, ModelConfig, TrlParser
 
 from semanticface.preferences.rounds import DPOScriptArguments, run_rounds
+from semanticface.training.launch import distributed_training_args
 
 
 def main(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> dict:
+    training_args = distributed_training_args(training_args)  # N CPU processes -> one gloo DDP group
     if training_args.precompute_ref_log_probs:
         raise SystemExit("precompute_ref_log_probs: true is refused by TRL for vision data")
     # Image tokens must never be cut off: keep max_length None or large enough for image + prompt + completion.

@@ -21,6 +21,7 @@ from semanticface.rows import coefficients_to_row
 from semanticface.schema import CHANNELS, NUM_BLENDSHAPES
 from semanticface.training.callbacks import score_outputs
 from semanticface.training.formatting import build_prompt_messages, check_max_length, format_dataset, format_row
+from semanticface.training.launch import distributed_training_args
 from semanticface.training.setup import resolve_resume_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,6 +196,17 @@ def test_resolve_resume_checkpoint(tmp_path):
         resolve_resume_checkpoint(str(tmp_path / "nope"), str(tmp_path))
 
 
+def test_single_process_training_args_are_left_alone(monkeypatch):
+    from trl import SFTConfig
+
+    args = SFTConfig(output_dir="unused", report_to="none", bf16=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed_training_args(args) is args  # plain `python recipes/distill.py`
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ConfigError, match="WORLD_SIZE='two'"):
+        distributed_training_args(args)
+
+
 def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="dataset_name"):
         _parse(["--config", str(QUICKSTART), "--synthetic", "false"])
@@ -342,7 +354,11 @@ def test_quickstart_two_process_ddp(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
-    # 2 processes x batch 2 per step: the logged epoch fraction reflects a global batch of 4.
+    # Really one DDP group of 2 (not two lone trainers sharing output_dir): one RNG state per rank.
+    assert sorted(p.name for p in (out / "checkpoint-4").glob("rng_state*.pth")) == [
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    ]
     assert any(entry.get("eval_gen_samples") == 2 for entry in state["log_history"])
     assert (out / "model.safetensors").is_file() and (out / "semanticface_config.json").is_file()
     print(f"2-process DDP quickstart (4 steps) wall time: {wall:.1f} s")
