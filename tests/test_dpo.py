@@ -204,3 +204,32 @@ def test_full_checkpoint_gets_a_fresh_lora_adapter(tmp_path, tiny_model_dir, pre
     assert is_adapter(out) and not (out / "model.safetensors").exists()
     predictor = SemanticFacePredictor.from_pretrained(out, dtype="float32", device="cpu")
     assert len(predictor.predict([prefs[0]["images"][0]], max_new_tokens=4)) == 1
+
+
+@pytest.mark.slow
+def test_dpo_recipe_two_process_ddp(tmp_path, sft_adapter, faces):
+    """`accelerate launch --multi_gpu --num_processes 2 recipes/dpo.py` on CPU: one gloo DDP group."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "dpo"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(repo / "recipes" / "dpo.py"), "--config", str(repo / "recipes" / "configs" / "dpo_quickstart.yaml"),
+        "--model_name_or_path", str(sft_adapter), "--dataset_name", str(faces), "--eval_dataset_name", str(faces),
+        "--eval_samples", "2", "--output_dir", str(out), "--num_rounds", "1", "--images_per_round", "4",
+        "--num_samples", "2", "--sample_max_new_tokens", "8", "--num_perturbations", "3", "--render_size", "48",
+        "--min_pixels", "3136", "--max_pixels", "3136", "--max_steps", "2", "--per_device_train_batch_size", "2",
+        "--save_strategy", "steps", "--save_steps", "2",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (out / "round_1" / "model" / "adapter_model.safetensors").is_file()
+    metrics = json.loads((out / "round_1" / "metrics.json").read_text())
+    assert metrics["pairs"] > 0 and metrics["eval"]["num_samples"] == 2
+    checkpoint = out / "round_1" / "trainer" / "checkpoint-2"
+    assert sorted(p.name for p in checkpoint.glob("rng_state*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
