@@ -63,6 +63,13 @@ class GenerationOptions:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (only with do_sample)."})
     seed: int | None = field(default=None, metadata={"help": "Seed for sampling, for reproducible candidates."})
     num_return_sequences: int = field(default=1, metadata={"help": "Outputs per image (candidates for ranking)."})
+    number_estimate: str = field(
+        default="mode",
+        metadata={
+            "help": "How coefficient values are read from the model with decoding='forced': 'mode' (greedy tokens) "
+            "or 'median' (the median of the model's distribution over each value: least expected absolute error)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -71,6 +78,10 @@ class GenerationOptions:
             raise ConfigError(f"num_return_sequences must be >= 1, got {self.num_return_sequences}")
         if self.num_return_sequences > 1 and not self.do_sample:
             raise ConfigError("num_return_sequences > 1 needs do_sample=True (greedy outputs would be identical)")
+        if self.number_estimate not in ("mode", "median"):
+            raise ConfigError(f"number_estimate must be 'mode' or 'median', got {self.number_estimate!r}")
+        if self.number_estimate == "median" and self.do_sample:
+            raise ConfigError("number_estimate='median' is a point estimate: it cannot be combined with do_sample")
         if self.do_sample and (self.temperature <= 0 or not 0 < self.top_p <= 1):
             raise ConfigError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 
@@ -297,6 +308,8 @@ class SemanticFacePredictor:
             torch.manual_seed(opts.seed)
         if self.decoding == "forced":
             texts, token_counts = self._forced(inputs, opts)
+        elif opts.number_estimate != "mode":
+            raise ConfigError("number_estimate='median' needs decoding='forced' (it walks the number grammar)")
         else:
             texts, token_counts = self._generate(inputs, opts)
         seconds = (time.perf_counter() - start) / len(texts)
@@ -345,7 +358,12 @@ class SemanticFacePredictor:
         from semanticface.contract import target_skeleton
 
         result = forced_generate(
-            self.model, self.processor, inputs, target_skeleton(self.target_config), **self._generation_kwargs(opts)
+            self.model,
+            self.processor,
+            inputs,
+            target_skeleton(self.target_config),
+            number_estimate=opts.number_estimate,
+            **self._generation_kwargs(opts),
         )
         return list(result.texts), list(result.num_tokens)
 

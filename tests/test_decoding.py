@@ -310,3 +310,134 @@ def test_whitespace_before_a_description_is_healed_into_its_first_word(tiny):
     assert first and all(table.strings[i].startswith(" ") and table.strings[i].strip() for i in first)
     slot.advance(tokenizer.encode(" smiling", add_special_tokens=False)[0])
     assert slot.allowed() is None and slot.text.startswith("smil")
+
+
+# --- median numbers: the point estimate with the least expected absolute error ---------------------------------
+
+
+def _leaves(node, prefix: str = "") -> list[str]:
+    if node.is_leaf:
+        return [prefix]
+    return [text for char, child in node.children.items() for text in _leaves(child, prefix + char)]
+
+
+def _weighted_median(masses: dict[str, float]) -> float:
+    total, below = sum(masses.values()), 0.0
+    for text in sorted(masses, key=float):
+        below += masses[text]
+        if below >= total / 2:
+            return float(text)
+    raise AssertionError("unreachable")
+
+
+def _walk_median(grammar: NumberGrammar, masses: dict[str, float], whole_numbers: bool) -> float:
+    """Decode the median with the token probabilities a model whose value distribution is ``masses`` gives."""
+    from semanticface.decoding.slots import NumberSlot
+
+    table = grammar.table
+    slot = NumberSlot(grammar, quantile=0.5)
+    while not slot.done:
+        ids, ends = grammar.allowed(slot.node)
+        under = {}
+        for token, end in zip(ids, ends):
+            spelled = slot.text + table.number_tokens[token]
+            forced, leaf = grammar.forced(end)
+            spelled += "".join(table.number_tokens[t] for t in forced)
+            if whole_numbers:  # the model spells every value as one token: partial tokens get no mass
+                under[token] = masses[spelled] if end.is_leaf else 0.0
+            else:  # one digit per token: a token carries the mass of every value it leads to
+                under[token] = sum(masses[spelled + rest] for rest in _leaves(leaf))
+        slot.advance(slot.choose(under))
+    return float(slot.text)
+
+
+@pytest.mark.parametrize(
+    ("tokenizer_kind", "low", "high"),
+    [("single-digit", 0.0, 1.0), ("single-digit", -1.0, 1.0), ("whole-number", 0.0, 1.0)],
+)
+def test_quantile_walk_finds_the_median_of_any_value_distribution(tiny, tokenizer_kind, low, high):
+    # Qwen's tokenizers spell numbers digit by digit; the tiny test tokenizer has one token per 2-decimal value
+    # (and partial ones such as "0." whose value ranges overlap those).
+    tokenizer = _text_model_and_tokenizer(True)[1] if tokenizer_kind == "single-digit" else tiny[1].tokenizer
+    grammar = NumberGrammar(low, high, 2, token_table(tokenizer))
+    rng = random.Random(1)
+    medians = set()
+    for trial in range(20):
+        # Skewed distributions (most mass near one value, as a channel at rest) and spread ones.
+        peak = rng.uniform(low, high)
+        masses = {
+            text: rng.random() * (50.0 if trial % 2 and abs(float(text) - peak) < 0.05 else 1.0)
+            for text in number_strings(low, high, 2)
+        }
+        median = _walk_median(grammar, masses, whole_numbers=tokenizer_kind == "whole-number")
+        assert median == _weighted_median(masses), trial
+        medians.add(median)
+    assert len(medians) > 5
+
+
+def test_median_numbers_are_the_median_of_the_model_distribution():
+    """End to end on a random text model with single-digit tokens: the first coefficient that forced decoding
+    writes with number_estimate='median' is the median of the model's own (masked) distribution over its 101
+    values, computed here by scoring every value."""
+    from semanticface.contract import Literal
+    from semanticface.decoding.forced import _literal_ids
+
+    model, tokenizer = _text_model_and_tokenizer(split_digits=True)
+    table = token_table(tokenizer)
+    zero, one = (next(i for i, text in table.number_tokens.items() if text == digit) for digit in "01")
+    with torch.no_grad():  # this random model favours a leading "1" (then only 1.00 is left): make it "0"
+        model.lm_head.weight[[zero, one]] = model.lm_head.weight[[one, zero]].clone()
+    skeleton = target_skeleton(TargetConfig(target_format="coefficients"))
+    assert isinstance(skeleton[0], Literal) and isinstance(skeleton[1], Number)
+    prompt = tokenizer.encode("Describe:", add_special_tokens=False) + _literal_ids(tokenizer, skeleton[0].text)
+    grammar = NumberGrammar(skeleton[1].minimum, skeleton[1].maximum, skeleton[1].decimals, table)
+
+    def probability(text: str) -> float:
+        from semanticface.decoding.slots import NumberSlot
+
+        slot, ids, p = NumberSlot(grammar), list(prompt), 1.0
+        ids += slot.start_tokens
+        while not slot.done:
+            with torch.inference_mode():
+                logits = model(torch.tensor([ids])).logits[0, -1]
+            allowed = slot.allowed()
+            probs = torch.softmax(logits[allowed], -1)
+            token = next(t for t in allowed if text[len(slot.text) :].startswith(table.number_tokens[t]))
+            p *= float(probs[allowed.index(token)])
+            ids += slot.advance(token)
+        assert slot.text == text
+        return p
+
+    masses = {text: probability(text) for text in number_strings(0.0, 1.0, 2)}
+    assert sum(masses.values()) == pytest.approx(1.0, abs=1e-4)
+    inputs = tokenizer(["Describe:"], return_tensors="pt")
+    median = forced_generate(model, tokenizer, inputs, skeleton, number_estimate="median").texts[0]
+    mode = forced_generate(model, tokenizer, inputs, skeleton).texts[0]
+    first = lambda text: float(_numbers(text, skeleton)[0][1])  # noqa: E731
+    assert first(median) == _weighted_median(masses)
+    assert 0.0 < first(median) < 1.0  # an interior value: the walk really went down the digits
+    assert parse_output(median).issues == [] and parse_output(mode).issues == []
+
+
+def test_median_numbers_refuse_sampling_and_plain_generate(tiny, tiny_model_dir):
+    from semanticface.errors import ConfigError
+    from semanticface.inference import GenerationOptions, SemanticFacePredictor
+
+    model, processor = tiny
+    with pytest.raises(ConfigError, match="do_sample"):
+        forced_generate(
+            model,
+            processor,
+            _inputs(processor, _images(1)),
+            target_skeleton(),
+            do_sample=True,
+            number_estimate="median",
+        )
+    with pytest.raises(ConfigError, match="number_estimate"):
+        forced_generate(model, processor, _inputs(processor, _images(1)), target_skeleton(), number_estimate="mean")
+    with pytest.raises(ConfigError, match="decoding='forced'"):
+        SemanticFacePredictor.from_pretrained(tiny_model_dir).predict(
+            _images(1), options=GenerationOptions(number_estimate="median")
+        )
+    with pytest.raises(ConfigError, match="do_sample"):
+        GenerationOptions(do_sample=True, number_estimate="median")

@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render-samples", type=int, default=16, help="samples used for the render distance")
     parser.add_argument("--name", default=None, help="name of the evaluated system in the report")
     parser.add_argument("--decoding", choices=("generate", "forced"), default="generate")
+    parser.add_argument(
+        "--numbers",
+        choices=("mode", "median"),
+        default="mode",
+        help="coefficient values: greedy tokens (mode) or the median of the model's distribution (least expected "
+        "absolute error; needs --decoding forced)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--dtype", default="auto")
@@ -72,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
         predictions = predictor.predict(
             dataset_images(eval_split),
             batch_size=args.batch_size,
-            options=GenerationOptions(max_new_tokens=args.max_new_tokens),
+            options=GenerationOptions(max_new_tokens=args.max_new_tokens, number_estimate=args.numbers),
             progress=True,
         )
         decimals = predictor.target_config.decimals
-        meta |= {"model": args.model, "decoding": args.decoding}
+        meta |= {"model": args.model, "decoding": args.decoding, "numbers": args.numbers}
     else:
         from semanticface.evaluation.imported import load_predictions
 

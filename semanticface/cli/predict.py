@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output file: .csv (Live Link Face) or .jsonl")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--decoding", choices=("generate", "forced"), default="generate")
+    parser.add_argument(
+        "--numbers",
+        choices=("mode", "median"),
+        default="mode",
+        help="coefficient values: greedy tokens (mode) or the median of the model's distribution (least expected "
+        "absolute error; needs --decoding forced)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     parser.add_argument(
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         decoding=args.decoding,
         trust_remote_code=args.trust_remote_code,
     )
-    options = GenerationOptions(max_new_tokens=args.max_new_tokens)
+    options = GenerationOptions(max_new_tokens=args.max_new_tokens, number_estimate=args.numbers)
     out.parent.mkdir(parents=True, exist_ok=True)
     records: list[tuple[Frame, Any]] = []
     with tqdm(total=total or None, unit="img", desc="predict", file=sys.stderr) as bar:

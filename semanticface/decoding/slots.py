@@ -19,10 +19,14 @@ FREE_TEXT_FORBIDDEN = "\n\r{}"
 
 
 class NumberSlot:
-    """A number walked through the grammar trie; characters with a single continuation are forced."""
+    """A number walked through the grammar trie; characters with a single continuation are forced.
 
-    def __init__(self, grammar: NumberGrammar) -> None:
+    With a ``quantile`` (0.5: the median) the decoder picks tokens with :meth:`choose` instead of argmax/sampling.
+    """
+
+    def __init__(self, grammar: NumberGrammar, quantile: float | None = None) -> None:
         self.grammar = grammar
+        self.quantile = quantile
         self.text = ""
         forced, self.node = grammar.forced(grammar.root)
         self.start_tokens = forced
@@ -35,6 +39,11 @@ class NumberSlot:
 
     def allowed(self) -> list[int]:
         return self.grammar.allowed(self.node)[0]
+
+    def choose(self, probs: dict[int, float]) -> int:
+        """The next token of the slot's quantile, given the probabilities of the allowed tokens."""
+        token, self.quantile = self.grammar.quantile_step(self.node, probs, float(self.quantile))
+        return token
 
     def advance(self, token: int) -> list[int]:
         ids, ends = self.grammar.allowed(self.node)
