@@ -195,3 +195,14 @@ def test_eval_imported_toolkit_predictions_measure_description_consistency(datas
     assert scored["num_parse_failures"] == 0 and scored["overall"]["mae"] <= 0.005  # 2-decimal rounding only
     assert scored["fully_consistent_rate"] == pytest.approx(5 / 6)
     assert scored["consistency_jaw"] == pytest.approx(5 / 6) and scored["consistency_tongue"] == 1.0
+
+
+def test_predict_median_numbers_need_forced_decoding(coefficient_model, tmp_path, capsys):
+    image = tmp_path / "face.png"
+    Image.new("RGB", (48, 48), "red").save(image)
+    common = ["predict", str(image), "--model", str(coefficient_model), "--numbers", "median"]
+    assert main([*common, "--out", str(tmp_path / "generate.jsonl")]) == 1
+    assert "decoding='forced'" in capsys.readouterr().err
+    assert main([*common, "--decoding", "forced", "--out", str(tmp_path / "median.jsonl")]) == 0
+    (record,) = [json.loads(line) for line in (tmp_path / "median.jsonl").read_text().splitlines()]
+    assert record["parse_ok"] and len(record["coefficients"]) == 52

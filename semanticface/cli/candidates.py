@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from semanticface.cli.options import add_decoding_arguments
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="train", help="dataset split (default: train)")
     parser.add_argument("--out", required=True, help="candidate directory to write")
     parser.add_argument("--model", help="trained model (adapter or full) to sample candidates from")
-    parser.add_argument("--decoding", choices=("generate", "forced"), default="generate")
+    add_decoding_arguments(parser, numbers=False)
     parser.add_argument("--num-samples", type=int, default=4, help="model samples per image")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 1.0])
     parser.add_argument("--top-p", type=float, default=1.0)

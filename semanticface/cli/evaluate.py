@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from semanticface.cli.options import add_decoding_arguments
 from semanticface.errors import ConfigError
 
 
@@ -32,14 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render-size", type=int, default=192, help="side in pixels of avatar renders")
     parser.add_argument("--render-samples", type=int, default=16, help="samples used for the render distance")
     parser.add_argument("--name", default=None, help="name of the evaluated system in the report")
-    parser.add_argument("--decoding", choices=("generate", "forced"), default="generate")
-    parser.add_argument(
-        "--numbers",
-        choices=("mode", "median"),
-        default="mode",
-        help="coefficient values: greedy tokens (mode) or the median of the model's distribution (least expected "
-        "absolute error; needs --decoding forced)",
-    )
+    add_decoding_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--dtype", default="auto")

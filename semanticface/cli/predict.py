@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semanticface.cli.options import add_decoding_arguments
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.schema import POSE_CHANNELS
@@ -23,14 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="Hub repo id or local directory (LoRA adapter or full model)")
     parser.add_argument("--out", required=True, help="output file: .csv (Live Link Face) or .jsonl")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--decoding", choices=("generate", "forced"), default="generate")
-    parser.add_argument(
-        "--numbers",
-        choices=("mode", "median"),
-        default="mode",
-        help="coefficient values: greedy tokens (mode) or the median of the model's distribution (least expected "
-        "absolute error; needs --decoding forced)",
-    )
+    add_decoding_arguments(parser)
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     parser.add_argument(
