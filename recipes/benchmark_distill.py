@@ -34,6 +34,7 @@ from semanticface.inference import SemanticFacePredictor
 from semanticface.modeling import build_tiny_model
 from semanticface.rows import dataset_coefficients
 from semanticface.schema import NUM_BLENDSHAPES
+from semanticface.tiny_model import TINY_ARCHITECTURES
 
 HERE = Path(__file__).resolve().parent
 SHARED_LLF = HERE.parent.parent / "shared" / "data" / "llf"
@@ -188,7 +189,13 @@ def main() -> None:
         "--max-pixels",
         type=int,
         default=None,
-        help="processor pixel bound (28x28 px per image token); default 16 tokens",
+        help="processor pixel bound (28x28 px per image token, 32x32 for qwen3_vl); default 16 tokens",
+    )
+    parser.add_argument(
+        "--architecture",
+        default="qwen2_5_vl",
+        choices=TINY_ARCHITECTURES,
+        help="class of the tiny model (qwen3_vl is the paper's family: learned vision position embeddings, deepstack)",
     )
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--num-layers", type=int, default=2)
@@ -205,7 +212,13 @@ def main() -> None:
 
     start = time.perf_counter()
     data, source = make_dataset(args, out)
-    base = build_tiny_model(out / "base", seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers)
+    base = build_tiny_model(
+        out / "base",
+        architecture=args.architecture,
+        seed=args.seed,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+    )
     import datasets
 
     splits = datasets.load_from_disk(str(data))
