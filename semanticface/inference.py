@@ -78,12 +78,9 @@ class GenerationOptions:
             raise ConfigError(f"num_return_sequences must be >= 1, got {self.num_return_sequences}")
         if self.num_return_sequences > 1 and not self.do_sample:
             raise ConfigError("num_return_sequences > 1 needs do_sample=True (greedy outputs would be identical)")
-        from semanticface.decoding.forced import NUMBER_ESTIMATES
+        from semanticface.decoding.forced import number_quantile
 
-        if self.number_estimate not in NUMBER_ESTIMATES:
-            raise ConfigError(f"number_estimate must be one of {NUMBER_ESTIMATES}, got {self.number_estimate!r}")
-        if self.number_estimate == "median" and self.do_sample:
-            raise ConfigError("number_estimate='median' is a point estimate: it cannot be combined with do_sample")
+        number_quantile(self.number_estimate, do_sample=self.do_sample)  # refuses what forced decoding would
         if self.do_sample and (self.temperature <= 0 or not 0 < self.top_p <= 1):
             raise ConfigError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 

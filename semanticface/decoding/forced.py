@@ -45,6 +45,15 @@ from semanticface.errors import ConfigError
 NUMBER_ESTIMATES = ("mode", "median")
 
 
+def number_quantile(number_estimate: str, *, do_sample: bool) -> float | None:
+    """The quantile a number slot decodes for ``number_estimate`` (None: argmax or sampling); refuses bad values."""
+    if number_estimate not in NUMBER_ESTIMATES:
+        raise ConfigError(f"number_estimate must be one of {', '.join(NUMBER_ESTIMATES)}; got {number_estimate!r}")
+    if number_estimate == "median" and do_sample:
+        raise ConfigError("number_estimate='median' is a point estimate: it cannot be combined with do_sample")
+    return 0.5 if number_estimate == "median" else None
+
+
 @dataclass
 class RowStats:
     """What one output cost: tokens the model sampled and tokens the decoder appended without sampling."""
@@ -171,11 +180,7 @@ def forced_generate(
         raise ConfigError("forced decoding needs a pad or eos token id for masked positions")
     if num_return_sequences < 1:
         raise ConfigError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
-    if number_estimate not in NUMBER_ESTIMATES:
-        raise ConfigError(f"number_estimate must be one of {', '.join(NUMBER_ESTIMATES)}; got {number_estimate!r}")
-    if number_estimate == "median" and do_sample:
-        raise ConfigError("number_estimate='median' is a point estimate: it cannot be combined with do_sample")
-    quantile = 0.5 if number_estimate == "median" else None
+    quantile = number_quantile(number_estimate, do_sample=do_sample)
     inputs = _repeat_rows(dict(model_inputs), num_return_sequences)
     processors = LogitsProcessorList()
     masks = SlotMaskLogitsProcessor()
@@ -287,13 +292,14 @@ def _run_slot(
         if do_sample:
             probs = torch.softmax(scores, dim=-1)
             chosen = torch.multinomial(probs, 1, generator=generator).squeeze(-1).tolist()
+        elif getattr(slots[active[0]], "quantile", None) is not None:  # median numbers: all rows of the slot
+            probs = torch.softmax(scores, dim=-1)
+            chosen = []
+            for position, row in enumerate(active):
+                ids = slots[row].allowed()
+                chosen.append(slots[row].choose(dict(zip(ids, probs[position, ids].tolist()))))
         else:
             chosen = scores.argmax(-1).tolist()
-            if getattr(slots[active[0]], "quantile", None) is not None:  # median numbers: all rows of the slot
-                probs = torch.softmax(scores, dim=-1)
-                for position, row in enumerate(active):
-                    ids = slots[row].allowed()
-                    chosen[position] = slots[row].choose(dict(zip(ids, probs[position, ids].tolist())))
         for row, token in zip(active, chosen):
             pending[row].extend(slots[row].advance(token))
 
