@@ -1,11 +1,12 @@
-"""Is the learning real? Train the tiny Qwen2.5-VL on rendered faces and score held-out generations.
+"""Is the learning real? Train a tiny Qwen-VL (``--architecture``) on rendered faces and score held-out outputs.
 
 For each target format (semantic, coefficients) this runs the distillation recipe's own code path
 (``recipes/distill.py: main``) with full fine-tuning, then decodes the held-out test split through the predictor
 three ways (greedy ``generate``; forced decoding with greedy numbers; forced decoding with median numbers, the
-headline: the MAE-optimal readout of the model's distribution), parses the outputs and compares the mean absolute error of the 52 blendshapes with constant predictors fitted on the training
-split: the mean (the issue's reference: target MAE <= 0.8x it) and the per-channel median (the best constant under
-MAE; beating it means the model reads the image). Also reports step time and peak RSS. Writes a JSON report.
+headline: the MAE-optimal readout of the model's distribution), parses the outputs and compares the mean absolute
+error of the 52 blendshapes with constant predictors fitted on the training split: the mean (the issue's
+reference: target MAE <= 0.8x it) and the per-channel median (the best constant under MAE; beating it means the
+model reads the image). Also reports step time and peak RSS. Writes a JSON report.
 
     python recipes/benchmark_distill.py --out outputs/benchmark_distill            # ~20-30 min on 2 CPU cores
     python recipes/benchmark_distill.py --out /tmp/b --samples 200 --max-steps 20  # smoke run
@@ -118,7 +119,17 @@ def score(texts: list[str], truth: np.ndarray, fallback: np.ndarray) -> dict[str
     }
 
 
-def run_format(target_format: str, args: argparse.Namespace, data: Path, base: Path, out: Path) -> dict:
+def run_format(
+    target_format: str,
+    args: argparse.Namespace,
+    data: Path,
+    base: Path,
+    out: Path,
+    *,
+    images: list,
+    truth: np.ndarray,
+    mean: np.ndarray,
+) -> dict:
     spec = importlib.util.spec_from_file_location("distill_recipe", HERE / "distill.py")
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
@@ -143,15 +154,8 @@ def run_format(target_format: str, args: argparse.Namespace, data: Path, base: P
     trainer = recipe.main(*parsed, callbacks=[clock])
     train_s = time.perf_counter() - start
 
-    import datasets
-
-    test = datasets.load_from_disk(str(data))["test"]
-    train = datasets.load_from_disk(str(data))["train"]
-    truth = blendshapes(dataset_coefficients(test))
-    mean = blendshapes(dataset_coefficients(train)).mean(0)
     config = TargetConfig(target_format=target_format)
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
-    images = [r["images"][0] for r in test]
     decodings: dict[str, dict] = {}
     for name, (decoding, numbers) in DECODINGS.items():
         predictor = SemanticFacePredictor(model, trainer.processing_class, target_config=config, decoding=decoding)
@@ -223,6 +227,7 @@ def main() -> None:
 
     splits = datasets.load_from_disk(str(data))
     train, test = blendshapes(dataset_coefficients(splits["train"])), blendshapes(dataset_coefficients(splits["test"]))
+    test_images = [row["images"][0] for row in splits["test"]]
     baselines = {
         "mean_predictor_mae": float(np.abs(test - train.mean(0)).mean()),
         "median_predictor_mae": float(np.abs(test - np.median(train, 0)).mean()),
@@ -241,7 +246,7 @@ def main() -> None:
         "formats": {},
     }
     for target_format in args.formats:
-        result = run_format(target_format, args, data, base, out)
+        result = run_format(target_format, args, data, base, out, images=test_images, truth=test, mean=train.mean(0))
         result["ratio_to_mean_predictor"] = result["mae_with_fallback"] / baselines["mean_predictor_mae"]
         result["ratio_to_median_predictor"] = result["mae_with_fallback"] / baselines["median_predictor_mae"]
         result["target_met"] = result["ratio_to_mean_predictor"] <= 0.8
