@@ -1,0 +1,76 @@
+"""Vision-tower pretraining of a tiny random VLM: what trains, what is saved, that it learns, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from semanticface.errors import ConfigError, DatasetError
+from semanticface.modeling import load_model_and_processor
+from semanticface.training.vision_pretrain import RECORD_FILE, VisionPretrainConfig, pretrain_vision_tower
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """Rendered avatar faces with their exact coefficients (training split of a small synthetic dataset)."""
+    from semanticface.synth import SynthConfig, build_dataset
+
+    out = tmp_path_factory.mktemp("faces")
+    return build_dataset(SynthConfig(n=48, size=56, seed=0, identities=6), cache_dir=str(out / "cache"))["train"]
+
+
+def _copy(checkpoint: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(checkpoint, tmp_path / "model"))
+
+
+def _is_vision(name: str) -> bool:
+    return ".visual." in f".{name}"
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_qwen3_dir"])
+def test_only_the_vision_tower_changes_and_the_checkpoint_loads(fixture, faces, tmp_path, request):
+    checkpoint = _copy(request.getfixturevalue(fixture), tmp_path)
+    before = load_file(checkpoint / "model.safetensors")
+
+    record = pretrain_vision_tower(checkpoint, faces, VisionPretrainConfig(max_steps=20, batch_size=4))
+
+    after = load_file(checkpoint / "model.safetensors")
+    assert after.keys() == before.keys()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(_is_vision(name) for name in changed)
+    assert any(_is_vision(name) and "patch_embed" in name for name in changed)  # gradient reaches the first layer
+    assert record["steps"] == 20 and record["rows"] == len(faces)
+    assert json.loads((checkpoint / RECORD_FILE).read_text())["steps"] == 20
+    model, processor = load_model_and_processor(checkpoint)  # the same path the distillation recipe takes
+    inputs = processor.image_processor(images=[faces[0]["images"][0]], return_tensors="pt")
+    assert model.get_image_features(**inputs).pooler_output[0].isfinite().all()
+
+
+def test_image_features_learn_to_predict_the_coefficients(tiny_qwen3_dir, tmp_path):
+    from semanticface.sampling import SamplingConfig
+    from semanticface.synth import SynthConfig, build_dataset
+
+    # Uniformly sampled expressions: every channel varies, so the per-channel median (the head's start) is poor.
+    config = SynthConfig(
+        n=16, size=56, seed=1, identities=4, splits={"train": 1.0}, sampling=SamplingConfig("uniform")
+    )
+    faces = build_dataset(config, cache_dir=str(tmp_path / "cache"))["train"]
+    checkpoint = _copy(tiny_qwen3_dir, tmp_path)
+    record = pretrain_vision_tower(checkpoint, faces, VisionPretrainConfig(max_steps=200))
+    assert record["final_l1"] < 0.7 * record["initial_l1"], record
+
+
+def test_bad_input_is_refused_with_a_clear_error(tiny_model_dir, faces, tmp_path):
+    with pytest.raises(ConfigError, match="not a local checkpoint directory"):
+        pretrain_vision_tower(tmp_path / "nowhere", faces)
+    with pytest.raises(DatasetError, match="'images' column"):
+        pretrain_vision_tower(tiny_model_dir, faces.remove_columns("images"))
+    with pytest.raises(DatasetError, match="coefficient column"):
+        pretrain_vision_tower(tiny_model_dir, faces.remove_columns("jawOpen"))
+    with pytest.raises(ConfigError, match="max_steps"):
+        VisionPretrainConfig(max_steps=0)
