@@ -108,7 +108,11 @@ def pretrain_vision(args: argparse.Namespace, out: Path, base: Path, splits: dic
         raise RuntimeError("vision pretraining faces must come from the benchmark's training identities only")
     config = VisionPretrainConfig(max_steps=args.vision_pretrain_steps, seed=args.seed)
     record = pretrain_vision_tower(base, rows, config)
-    return {"source": args.vision_pretrain_source, **record, "wall_with_rendering_s": time.perf_counter() - start}
+    return {
+        "source": args.vision_pretrain_source,
+        **record,
+        "wall_with_rendering_s": round(time.perf_counter() - start, 1),
+    }
 
 
 def blendshapes(coefficients: list[FaceCoefficients]) -> np.ndarray:
