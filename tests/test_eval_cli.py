@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from semanticface.cli import main
-from semanticface.evaluation.baselines import ConstantMeanBaseline
+from semanticface.evaluation.baselines import ConstantMeanBaseline, MedianBaseline
 from semanticface.evaluation.metrics import coefficient_metrics
 from semanticface.inference import CONFIG_FILENAME
 from semanticface.rows import dataset_coefficients
-from semanticface.schema import LLF_COLUMN_ORDER, canonical_name
+from semanticface.schema import BLENDSHAPES, LLF_COLUMN_ORDER, canonical_name
 
 PLOTS = ("mae_per_blendshape.png", "mae_per_region.png", "pred_vs_truth.png", "renders.png")
 
@@ -53,7 +53,7 @@ def test_eval_model_with_baselines_writes_json_markdown_and_plots(coefficient_mo
     )
     report = json.loads((out / "metrics.json").read_text())
     systems = report["systems"]
-    assert list(systems) == ["model", "constant_mean", "neutral"]
+    assert list(systems) == ["model", "median", "constant_mean", "neutral"]
     model = systems["model"]
     # Forced decoding always yields a parseable block, even from a random model.
     assert model["num_parse_failures"] == 0 and model["num_samples"] == 6
@@ -66,12 +66,28 @@ def test_eval_model_with_baselines_writes_json_markdown_and_plots(coefficient_mo
     truths = dataset_coefficients(test)
     expected = coefficient_metrics(ConstantMeanBaseline.fit(dataset_coefficients(train)).predict(truths), truths)
     assert systems["constant_mean"]["overall"]["mae"] == pytest.approx(expected.overall.mae)
+    # The median baseline is the train split's per-channel median: recompute it with numpy.
+    train_matrix = np.array([t.blendshapes for t in dataset_coefficients(train)])
+    median = np.median(train_matrix, axis=0)
+    test_matrix = np.array([t.blendshapes for t in truths])
+    assert systems["median"]["overall"]["mae"] == pytest.approx(np.abs(test_matrix - median).mean())
+    # The model against every baseline: paired bootstrap intervals over the 6 test images.
+    comparisons = report["comparisons"]
+    assert list(comparisons) == ["model vs median", "model vs constant_mean", "model vs neutral"]
+    versus_median = comparisons["model vs median"]
+    assert (
+        versus_median["n"] == 6 and versus_median["ci_low"] <= versus_median["mean_diff"] <= versus_median["ci_high"]
+    )
+    assert versus_median["mean_diff"] == pytest.approx(model["overall"]["mae"] - systems["median"]["overall"]["mae"])
+    errors = [json.loads(line) for line in (out / "per_image_errors.jsonl").read_text().splitlines()]
+    assert len(errors) == 4 * 6 and {e["system"] for e in errors} == set(systems)
     neutral = np.mean([np.abs(t.blendshapes).mean() for t in truths])
     assert systems["neutral"]["overall"]["mae"] == pytest.approx(neutral)
     saved = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(saved) == 6 and all(s["parse_ok"] and s["raw_text"].startswith("Coefficients:") for s in saved)
     summary = (out / "summary.md").read_text()
     assert "| model |" in summary and "| constant_mean |" in summary and "| neutral |" in summary
+    assert "| median |" in summary and "## model against each baseline" in summary and "| jawOpen |" in summary
     for name in PLOTS:
         with Image.open(out / name) as png:
             assert png.format == "PNG" and png.width > 300, name
@@ -85,7 +101,14 @@ def test_eval_counts_parse_failures_instead_of_failing(tiny_model_dir, dataset_d
     assert main(argv) == 0
     model = json.loads((out / "metrics.json").read_text())["systems"]["model"]
     assert model["num_parse_failures"] == 2 and model["parse_failure_rate"] == 1.0
-    assert model["overall"]["mae"] is None and model["overall"]["count"] == 0
+    # Nothing was given, so nothing is scored on the model's own cells, and every cell is scored as the train
+    # split's per-channel median (a failed row never scores better than the median baseline).
+    assert model["own_mask"]["mae"] is None and model["own_mask"]["count"] == 0 and model["coverage"] == 0
+    train, test = _splits(dataset_dir)
+    median = MedianBaseline.fit(dataset_coefficients(train)).median
+    truths = dataset_coefficients(test)[:2]
+    expected = np.mean([np.abs(t.blendshapes - median.blendshapes).mean() for t in truths])
+    assert model["overall"]["mae"] == pytest.approx(expected) and model["overall"]["count"] == 2 * 52
     assert not (out / "renders.png").exists()
 
 
@@ -111,7 +134,10 @@ def test_eval_scores_imported_semanticface_release_predictions(dataset_dir, tmp_
     scored = json.loads((out / "metrics.json").read_text())["systems"]["semanticface"]
     assert scored["num_parse_failures"] == 2 and scored["num_samples"] == 6
     # Truth rounded to 1 decimal: every error is at most 0.05.
-    assert 0 < scored["overall"]["mae"] <= 0.05 and max(c["mae"] or 0 for c in scored["channels"].values()) <= 0.05
+    assert 0 < scored["overall"]["mae"] <= 0.05
+    # The two unanswered rows are scored as the train median (not skipped); on the cells it gave, every error of
+    # the release output is at most 0.05.
+    assert scored["coverage"] == pytest.approx(4 / 6) and 0 < scored["own_mask"]["mae"] <= 0.05
     assert "description_consistency" not in scored
 
     preds.write_text('{"index": 0, "text": "x"}\n{"index": 0 "text": "y"}\n')
@@ -171,7 +197,13 @@ def test_eval_adds_the_mediapipe_baseline_when_given_its_model(shared_data, data
     assert list(systems) == ["semanticface", "mediapipe"]
     mediapipe = systems["mediapipe"]
     assert mediapipe["num_samples"] == 6 and mediapipe["num_parse_failures"] < 6  # it finds the rendered faces
-    assert mediapipe["channels"]["tongueOut"]["count"] == 0  # MediaPipe has no tongueOut: excluded, not zero
+    # MediaPipe has no tongueOut: its cells are scored as the train median's, like any system's missing cells.
+    assert mediapipe["coverage"] < 51 / 52 + 1e-9 and mediapipe["own_mask"]["count"] < mediapipe["overall"]["count"]
+    train, _ = _splits(dataset_dir)
+    median = MedianBaseline.fit(dataset_coefficients(train)).median
+    tongue = np.mean([abs(t["tongueOut"] - median["tongueOut"]) for t in truths])
+    assert mediapipe["channels"]["tongueOut"]["count"] == 6
+    assert mediapipe["channels"]["tongueOut"]["mae"] == pytest.approx(tongue)
     assert 0 < mediapipe["overall"]["mae"] < 1
 
 
@@ -206,3 +238,65 @@ def test_predict_median_numbers_need_forced_decoding(coefficient_model, tmp_path
     assert main([*common, "--decoding", "forced", "--out", str(tmp_path / "median.jsonl")]) == 0
     (record,) = [json.loads(line) for line in (tmp_path / "median.jsonl").read_text().splitlines()]
     assert record["parse_ok"] and len(record["coefficients"]) == 52
+
+
+def _toolkit_predictions(path: Path, faces: list[dict[str, object]]) -> Path:
+    """A predictions file in this toolkit's format: one coefficient block per row, as given."""
+    lines = [{"index": i, "raw_text": "Coefficients:\n" + json.dumps(face)} for i, face in enumerate(faces)]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+def _eval_toolkit(dataset_dir: Path, preds: Path, out: Path, *extra: str) -> dict:
+    argv = ["eval", "--predictions", str(preds), "--format", "semanticface-toolkit", "--dataset", str(dataset_dir)]
+    assert main([*argv, "--out", str(out), "--renderer", "none", "--bootstrap-samples", "500", *extra]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_eval_warns_when_the_predictions_ignore_the_image(dataset_dir, tmp_path, capsys):
+    _, test = _splits(dataset_dir)
+    truths = dataset_coefficients(test)
+    one_face = {name: round(float(value), 2) for name, value in truths[0].to_dict(include_pose=False).items()}
+    report = _eval_toolkit(dataset_dir, _toolkit_predictions(tmp_path / "p.jsonl", [one_face] * 6), tmp_path / "r")
+    err = capsys.readouterr().err
+    assert "WARNING: semanticface-toolkit ignores the image" in err
+    assert report["systems"]["semanticface-toolkit"]["spread_ratio"] == pytest.approx(0, abs=1e-9)
+    # Only the system under test is warned about: the constant baselines are constant by design.
+    (warning,) = report["warnings"]
+    assert warning.startswith("semanticface-toolkit ignores the image") and "0.0% of the truth's" in warning
+    assert report["systems"]["semanticface-toolkit"]["warnings"] == [warning]
+    assert f"> **Warning:** {warning}." in (tmp_path / "r" / "summary.md").read_text()
+
+    # Predictions that follow the faces (the truth at 2 decimals) get no warning and a spread near 1.
+    faces = [{n: round(float(v), 2) for n, v in t.to_dict(include_pose=False).items()} for t in truths]
+    report = _eval_toolkit(dataset_dir, _toolkit_predictions(tmp_path / "q.jsonl", faces), tmp_path / "s")
+    assert report["warnings"] == [] and "WARNING" not in capsys.readouterr().err
+    assert report["systems"]["semanticface-toolkit"]["spread_ratio"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_dropped_or_unreadable_channel_never_scores_better_than_the_median_baseline(dataset_dir, tmp_path):
+    train, test = _splits(dataset_dir)
+    truths = dataset_coefficients(test)
+    # Drop the channel on which the median constant is worst: the one a model could most flatter itself on.
+    median_face = MedianBaseline.fit(dataset_coefficients(train)).median
+    dropped = max(BLENDSHAPES, key=lambda n: np.mean([abs(t[n] - median_face[n]) for t in truths]))
+    faces = [{n: round(float(v), 2) for n, v in t.to_dict(include_pose=False).items()} for t in truths]
+    for face in faces:
+        del face[dropped]  # never given
+    faces[1]["mouthSmileLeft"] = "wide"  # unreadable in one row
+    faces[2] = {}  # nothing parseable in another: a parse failure
+    report = _eval_toolkit(dataset_dir, _toolkit_predictions(tmp_path / "p.jsonl", faces), tmp_path / "r")
+    model, median = report["systems"]["semanticface-toolkit"], report["systems"]["median"]
+    # The dropped channel scores exactly what the median baseline scores on it, on every row.
+    assert model["channels"][dropped]["count"] == median["channels"][dropped]["count"] == 6
+    assert model["channels"][dropped]["mae"] == pytest.approx(median["channels"][dropped]["mae"])
+    assert model["channels"][dropped]["mae"] > 0.01
+    # The parse-failed row is scored as the median too, cell for cell.
+    errors = {(e["system"], e["row"]): e for e in map(json.loads, (tmp_path / "r" / "per_image_errors.jsonl").open())}
+    row = errors[("semanticface-toolkit", "2")]
+    assert row["mae"] == pytest.approx(errors[("median", "2")]["mae"])
+    # Headline and own-cells figures: the model gave 52*6 - 6 - 1 - 52 cells; the rest are scored, not skipped.
+    assert model["overall"]["count"] == median["overall"]["count"] == 6 * 52
+    assert model["own_mask"]["count"] == 6 * 52 - 5 - 1 - 52
+    assert model["coverage"] == pytest.approx(model["own_mask"]["count"] / (6 * 52))
+    assert model["own_mask"]["mae"] < model["overall"]["mae"]  # skipping cells would have flattered it

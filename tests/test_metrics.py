@@ -10,7 +10,7 @@ import pytest
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import SemanticFaceError
-from semanticface.evaluation.metrics import coefficient_metrics, pearson
+from semanticface.evaluation.metrics import coefficient_metrics, pearson, prediction_spread
 from semanticface.schema import BLENDSHAPES, FACE_HALVES, REGION_CHANNELS
 
 
@@ -87,3 +87,33 @@ def test_pose_channels_reported_as_head_and_gaze_only_when_present():
 def test_length_mismatch_raises_typed_error():
     with pytest.raises(SemanticFaceError, match="1 predictions for 2"):
         coefficient_metrics([face()], [face(), face()])
+
+
+def test_fill_scores_missing_cells_and_failed_rows_as_the_fill_face():
+    truths = [face(jawOpen=0.8), face(jawOpen=0.6)]
+    fill = face(jawOpen=0.5)
+    dropped = FaceCoefficients.from_dict({n: 0.0 for n in BLENDSHAPES if n != "jawOpen"}, missing_ok=True)
+    m = coefficient_metrics([None, dropped], truths, fill=fill)
+    # Both rows' jawOpen cells are scored as the fill's 0.5: errors 0.3 and 0.1, every other cell exact.
+    assert m.channels["jawOpen"].count == 2 and m.channels["jawOpen"].mae == pytest.approx(0.2)
+    assert m.overall.count == 2 * 52 and m.overall.mae == pytest.approx(0.4 / 104)
+    assert m.own_mask is not None and m.own_mask.count == 51 and m.own_mask.mae == 0.0
+    assert m.coverage == pytest.approx(51 / 104) and m.filled
+    unfilled = coefficient_metrics([None, dropped], truths)
+    assert unfilled.overall.count == 51 and unfilled.coverage == pytest.approx(51 / 104) and not unfilled.filled
+    with pytest.raises(SemanticFaceError, match="1 predictions for 2"):
+        coefficient_metrics([None], truths, fill=fill)
+
+
+def test_prediction_spread_is_the_std_ratio_over_channels_that_vary():
+    rng = np.random.default_rng(4)
+    truth = np.full((30, 61), np.nan)
+    truth[:, :52] = 0.0
+    truth[:, 0] = rng.uniform(0, 1, 30)
+    truth[:, 1] = rng.uniform(0, 0.5, 30)
+    assert prediction_spread(truth, truth) == pytest.approx(1.0)
+    assert prediction_spread(np.full_like(truth, 0.3), truth) == pytest.approx(0.0, abs=1e-12)
+    half = truth.copy()
+    half[:, :2] *= 0.5
+    assert prediction_spread(half, truth) == pytest.approx(0.5)
+    assert math.isnan(prediction_spread(truth[:1], truth[:1]))  # one image: no spread is defined

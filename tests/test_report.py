@@ -10,7 +10,7 @@ from PIL import Image
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
-from semanticface.evaluation.baselines import ConstantMeanBaseline, MediaPipeBaseline, NeutralBaseline
+from semanticface.evaluation.baselines import ConstantMeanBaseline, MedianBaseline, MediaPipeBaseline, NeutralBaseline
 from semanticface.evaluation.metrics import coefficient_metrics
 from semanticface.evaluation.report import write_report
 from semanticface.evaluation.results import SystemResult
@@ -32,6 +32,16 @@ def test_constant_mean_baseline_is_the_train_mean_and_keeps_missing_channels():
     assert "tongueOut" in ConstantMeanBaseline.fit([partial]).mean.missing
     with pytest.raises(DatasetError):
         ConstantMeanBaseline.fit([])
+
+
+def test_median_baseline_is_the_per_channel_train_median_and_keeps_missing_channels():
+    train = [FaceCoefficients.neutral().replace(jawOpen=v) for v in (0.0, 0.1, 0.9)]
+    median = MedianBaseline.fit(train).predict([None, None])
+    assert len(median) == 2 and median[0]["jawOpen"] == pytest.approx(0.1)  # the mean would be 0.333
+    partial = FaceCoefficients.from_dict({"jawOpen": 0.5}, missing_ok=True)
+    assert "tongueOut" in MedianBaseline.fit([partial, partial]).median.missing
+    with pytest.raises(DatasetError):
+        MedianBaseline.fit([])
 
 
 def test_neutral_baseline_scores_the_mean_absolute_truth():

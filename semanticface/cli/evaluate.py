@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -26,7 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="split to evaluate (a dataset with no splits is used whole)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only")
     parser.add_argument("--mediapipe-model", default=None, help="face_landmarker.task: adds the MediaPipe baseline")
-    parser.add_argument("--no-baselines", action="store_true", help="skip the constant-mean and neutral baselines")
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the per-channel median, constant-mean and neutral baselines (missing cells are still scored as "
+        "the train split's per-channel median)",
+    )
+    parser.add_argument(
+        "--bootstrap-samples",
+        type=int,
+        default=10_000,
+        help="resamples of the paired bootstrap intervals of the model against each baseline (0: none)",
+    )
     parser.add_argument(
         "--renderer", default="avatar", help="renderer for avatar renders and render distance, or 'none'"
     )
@@ -91,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         decimals=decimals,
         # The release's markdown analysis has its own wording: comparing it with describe() would measure style.
         consistency=not (args.predictions and args.format == "semanticface"),
+        bootstrap_samples=args.bootstrap_samples,
     )
     name = args.name or ("model" if args.model else args.format)
     results, paths = evaluate(
@@ -103,12 +116,31 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         meta=meta,
     )
+    print_summary(results, paths)
+    return 0
+
+
+def print_summary(results: Any, paths: dict[str, Any]) -> None:
+    """The headline figures, the model against each baseline, and every warning, on stderr."""
     for result in results:
         m = result.metrics
+        own = m.own_mask.mae if m.own_mask is not None else m.overall.mae
         print(
             f"{result.name:>28}: MAE {m.overall.mae:.4f}  RMSE {m.overall.rmse:.4f}  "
+            f"(own cells {own:.4f}, coverage {m.coverage:.0%})  "
             f"parse failures {m.num_parse_failures}/{m.num_samples}",
             file=sys.stderr,
         )
+    metrics = json.loads(paths["metrics"].read_text())
+    for label, c in metrics.get("comparisons", {}).items():
+        ratio = "–" if c["ratio"] is None else f"{c['ratio']:.3f}"
+        low = "–" if c["ratio_ci_low"] is None else f"{c['ratio_ci_low']:.3f}"
+        high = "–" if c["ratio_ci_high"] is None else f"{c['ratio_ci_high']:.3f}"
+        print(
+            f"{label}: MAE ratio {ratio} [{low}, {high}], difference {c['mean_diff']:+.4f} "
+            f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] ({c['confidence']:.0%} paired bootstrap over {c['n']} images)",
+            file=sys.stderr,
+        )
+    for warning in metrics.get("warnings", []):
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"report: {paths['summary']}", file=sys.stderr)
-    return 0

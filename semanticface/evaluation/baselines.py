@@ -1,4 +1,5 @@
-"""Reference predictors a trained model must beat: the train-set mean, the neutral face, and MediaPipe.
+"""Reference predictors a trained model must beat: the train-set per-channel median and mean, the neutral face,
+and MediaPipe.
 
 Every baseline maps a list of images to a list of :class:`FaceCoefficients` (``None`` where it found no face),
 the same shape of result the model's predictions are scored in.
@@ -20,6 +21,7 @@ from semanticface.schema import CHANNELS
 
 class Baseline(Protocol):
     name: str
+    constant: bool  # predicts the same face for every image (so a spread warning would be meaningless)
 
     def predict(self, images: Sequence[Any]) -> list[FaceCoefficients | None]: ...
 
@@ -28,32 +30,57 @@ class NeutralBaseline:
     """Predicts the rest face (all zeros) for every image: what a model that learned nothing scores."""
 
     name = "neutral"
+    constant = True
 
     def predict(self, images: Sequence[Any]) -> list[FaceCoefficients | None]:
         return [FaceCoefficients.neutral() for _ in images]
+
+
+def _constant_face(train: Sequence[FaceCoefficients], reduce: Any, what: str) -> FaceCoefficients:
+    """Per-channel ``reduce`` (nanmean, nanmedian) of the training faces; channels no sample gives stay missing."""
+    if not train:
+        raise DatasetError(f"the {what} baseline needs at least one training sample")
+    matrix = coefficient_matrix(train)
+    present = np.isfinite(matrix).any(axis=0)
+    # Channels no training sample provides stay missing (e.g. tongueOut in MediaPipe-labelled data).
+    values = np.where(present, reduce(np.where(present, matrix, 0.0), axis=0), 0.0)
+    missing = frozenset(name for name, ok in zip(CHANNELS, present) if not ok)
+    return FaceCoefficients(values, missing)
 
 
 class ConstantMeanBaseline:
     """Predicts the per-channel mean of the training set for every image: the best image-blind guess under MSE."""
 
     name = "constant_mean"
+    constant = True
 
     def __init__(self, mean: FaceCoefficients) -> None:
         self.mean = mean
 
     @classmethod
     def fit(cls, train: Sequence[FaceCoefficients]) -> ConstantMeanBaseline:
-        if not train:
-            raise DatasetError("the constant-mean baseline needs at least one training sample")
-        matrix = coefficient_matrix(train)
-        present = np.isfinite(matrix).any(axis=0)
-        # Channels no training sample provides stay missing (e.g. tongueOut in MediaPipe-labelled data).
-        mean = np.where(present, np.nanmean(np.where(present, matrix, 0.0), axis=0), 0.0)
-        missing = frozenset(name for name, ok in zip(CHANNELS, present) if not ok)
-        return cls(FaceCoefficients(mean, missing))
+        return cls(_constant_face(train, np.nanmean, "constant-mean"))
 
     def predict(self, images: Sequence[Any]) -> list[FaceCoefficients | None]:
         return [self.mean for _ in images]
+
+
+class MedianBaseline:
+    """Predicts the per-channel median of the training set for every image: the best image-blind guess under MAE,
+    so the constant a model's MAE must beat. Evaluation reports also score every system's missing cells with it."""
+
+    name = "median"
+    constant = True
+
+    def __init__(self, median: FaceCoefficients) -> None:
+        self.median = median
+
+    @classmethod
+    def fit(cls, train: Sequence[FaceCoefficients]) -> MedianBaseline:
+        return cls(_constant_face(train, np.nanmedian, "median"))
+
+    def predict(self, images: Sequence[Any]) -> list[FaceCoefficients | None]:
+        return [self.median for _ in images]
 
 
 class MediaPipeBaseline:
@@ -63,6 +90,7 @@ class MediaPipeBaseline:
     """
 
     name = "mediapipe"
+    constant = False
 
     def __init__(self, model_path: str | Path) -> None:
         self.model_path = Path(model_path)

@@ -1,4 +1,10 @@
-"""One evaluation run: score a model's predictions and the baselines on a dataset split, then write the report."""
+"""One evaluation run: score a model's predictions and the baselines on a dataset split, then write the report.
+
+Every system is scored on the same rows and cells (see :mod:`semanticface.evaluation.scoring`); the report holds
+the per-channel median, constant-mean and neutral baselines (and MediaPipe when given), paired bootstrap intervals
+of the model against each, a warning when the model ignores the image, and the per-image errors of every system
+(``per_image_errors.jsonl``) so that any two runs can be compared later (:mod:`semanticface.evaluation.stats`).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +21,19 @@ from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import DatasetError
 from semanticface.evaluation.baselines import ConstantMeanBaseline, MediaPipeBaseline, NeutralBaseline
 from semanticface.evaluation.consistency import consistency
-from semanticface.evaluation.metrics import coefficient_metrics
 from semanticface.evaluation.report import write_report
 from semanticface.evaluation.results import SystemResult
+from semanticface.evaluation.scoring import (
+    compare_with_baselines,
+    per_image_errors,
+    reference_median,
+    score_baselines,
+    score_system,
+    scored_rows,
+)
+from semanticface.evaluation.stats import save_per_image_errors
 from semanticface.rows import dataset_coefficients
+from semanticface.schema import BLENDSHAPES
 
 Render = Callable[[FaceCoefficients], Any]
 
@@ -30,7 +45,9 @@ class EvalOptions:
     mediapipe_model: str | None = field(
         default=None, metadata={"help": "MediaPipe face_landmarker.task file; adds the MediaPipe baseline."}
     )
-    baselines: bool = field(default=True, metadata={"help": "Score the constant-mean and neutral baselines too."})
+    baselines: bool = field(
+        default=True, metadata={"help": "Score the per-channel median, constant-mean and neutral baselines too."}
+    )
     render_samples: int = field(
         default=16, metadata={"help": "Samples rendered for the rendered-image distance (0 disables it)."}
     )
@@ -40,6 +57,10 @@ class EvalOptions:
         default=True,
         metadata={"help": "Measure description-coefficient consistency (only for this toolkit's description format)."},
     )
+    bootstrap_samples: int = field(
+        default=10_000, metadata={"help": "Bootstrap resamples of the paired model-vs-baseline intervals (0: none)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the bootstrap."})
 
 
 def load_split(dataset: str | Path, split: str) -> tuple[Any, Any | None]:
@@ -97,9 +118,11 @@ def model_result(
     truths: Sequence[FaceCoefficients],
     decimals: int,
     *,
+    fill: FaceCoefficients,
     with_consistency: bool = True,
 ) -> SystemResult:
-    """Score :class:`semanticface.inference.Prediction` objects: coefficient metrics plus consistency and cost."""
+    """Score :class:`semanticface.inference.Prediction` objects (missing cells scored as ``fill``): coefficient
+    metrics plus consistency and cost."""
     coefficients = [p.coefficients for p in predictions]
     extra: dict[str, float] = {}
     if with_consistency:
@@ -110,7 +133,7 @@ def model_result(
         extra["mean_output_tokens"] = float(np.mean([p.num_tokens for p in predictions]))
     if any(p.seconds for p in predictions):
         extra["seconds_per_image"] = float(np.mean([p.seconds for p in predictions]))
-    return SystemResult(name, coefficients, coefficient_metrics(coefficients, truths), extra)
+    return score_system(name, coefficients, truths, fill=fill, extra=extra)
 
 
 def baseline_results(
@@ -121,21 +144,25 @@ def baseline_results(
     mediapipe_model: str | None,
     constant_and_neutral: bool = True,
 ) -> list[SystemResult]:
-    """Constant mean (of the train split, else of the evaluated split itself: flagged in its name), neutral, and
-    MediaPipe when its model file is given."""
+    """Per-channel median and constant mean (of the train split, else of the evaluated split itself: flagged in
+    their names), neutral, and MediaPipe when its model file is given; missing cells scored as the median."""
+    median = reference_median(train_truths, truths)
     baselines: list[Any] = []
     if constant_and_neutral:
         mean = ConstantMeanBaseline.fit(list(train_truths) if train_truths else list(truths))
         if not train_truths:
             mean.name = "constant_mean (eval split)"  # an optimistic, leaked mean: say so in every table
-        baselines += [mean, NeutralBaseline()]
+        baselines += [median, mean, NeutralBaseline()]
     if mediapipe_model:
         baselines.append(MediaPipeBaseline(mediapipe_model))
-    results = []
-    for baseline in baselines:
-        predictions = baseline.predict(images)
-        results.append(SystemResult(baseline.name, predictions, coefficient_metrics(predictions, truths)))
-    return results
+    return score_baselines(baselines, images, truths, fill=median.median)
+
+
+def row_ids(dataset: Any) -> list[str]:
+    """The dataset's ``id`` column when it has one, else the row numbers: the keys of per-image errors."""
+    if "id" in dataset.column_names:
+        return [str(v) for v in dataset["id"]]
+    return [str(i) for i in range(len(dataset))]
 
 
 def evaluate(
@@ -156,9 +183,14 @@ def evaluate(
     if len(predictions) != len(truths):
         raise DatasetError(f"{len(predictions)} predictions for {len(truths)} dataset rows")
     images = dataset_images(eval_dataset)
-    results = [model_result(name, predictions, truths, options.decimals, with_consistency=options.consistency)]
+    train_truths = dataset_coefficients(train_dataset) if train_dataset is not None else None
+    median = reference_median(train_truths, truths)  # what every system's missing cells are scored as
+    results = [
+        model_result(
+            name, predictions, truths, options.decimals, fill=median.median, with_consistency=options.consistency
+        )
+    ]
     if options.baselines or options.mediapipe_model:
-        train_truths = dataset_coefficients(train_dataset) if train_dataset is not None else None
         results += baseline_results(
             truths,
             images,
@@ -171,12 +203,41 @@ def evaluate(
             result.extra["render_distance"] = render_distance(
                 result.predictions, truths, render, options.render_samples
             )
-    paths = write_report(
-        out_dir, results, truths, images=images, render=render, num_renders=options.num_renders, meta=meta
+    ids = row_ids(eval_dataset)
+    comparisons = (
+        compare_with_baselines(results, ids, n_boot=options.bootstrap_samples, seed=options.seed)
+        if options.bootstrap_samples > 0
+        else {}
     )
+    meta = {**(meta or {}), "missing cells scored as": f"{median.name} (per-channel median of the train split)"}
+    if median.name != "median":
+        meta["missing cells scored as"] = f"{median.name} (no train split: per-channel median of the evaluated rows)"
+    paths = write_report(
+        out_dir,
+        results,
+        truths,
+        images=images,
+        render=render,
+        num_renders=options.num_renders,
+        meta=meta,
+        comparisons=comparisons,
+    )
+    # Per-image errors of every system, so this run can be compared with any other on the same rows later.
+    paths["per_image_errors"] = save_all_per_image_errors(Path(out_dir) / "per_image_errors.jsonl", results, ids)
     # The raw outputs beside the figures: a parse-failure rate is only actionable with the texts that failed.
     paths["predictions"] = Path(out_dir) / "predictions.jsonl"
     with open(paths["predictions"], "w", encoding="utf-8") as handle:
         for index, prediction in enumerate(predictions):
             handle.write(json.dumps({"index": index, **prediction.to_dict()}) + "\n")
     return results, paths
+
+
+def save_all_per_image_errors(path: Path, results: Sequence[SystemResult], ids: Sequence[str]) -> Path:
+    """Every system's per-image blendshape errors into one file (rows whose truth has no blendshape are left out:
+    no system is scored on them)."""
+    keep = scored_rows(results)
+    kept_ids = [i for i, k in zip(ids, keep) if k]
+    for index, result in enumerate(results):
+        errors = per_image_errors(result, ids, keep).channel_errors
+        save_per_image_errors(path, kept_ids, errors, system=result.name, channels=BLENDSHAPES, append=index > 0)
+    return path

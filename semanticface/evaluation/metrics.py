@@ -1,8 +1,16 @@
 """Coefficient regression metrics: MAE/RMSE overall, per region, per face half and per channel; Pearson per channel.
 
-Pure numpy. Predictions that failed to parse (``None``) are counted, not scored: scoring them as zeros would
-mix a formatting failure into the accuracy figures. Channels missing on either side (e.g. tongueOut from MediaPipe)
-are excluded from every average they would enter.
+Pure numpy. Predictions that failed to parse (``None``) are counted. Two ways of scoring the cells a system did
+not give (a parse failure, an omitted or unreadable channel, MediaPipe's tongueOut):
+
+- with ``fill`` (what every evaluation report does): those cells are scored as if the system had predicted the
+  ``fill`` face there — the training split's per-channel median, the best image-blind constant under MAE — so a
+  system cannot score better by dropping a channel than the median baseline scores on it, and every system is
+  scored on the same cells (all cells where the truth is present). The system's own-cells figure
+  (``own_mask``) and the share of cells it gave (``coverage``) are reported beside it.
+- without ``fill``: those cells are excluded from every average they would enter (the own-cells figure).
+
+Channels missing in the truth are excluded either way.
 """
 
 from __future__ import annotations
@@ -85,6 +93,10 @@ class CoefficientMetrics:
     channels: dict[str, ErrorStats]
     pearson: dict[str, float]
     mean_pearson: float = field(default=math.nan)
+    own_mask: ErrorStats | None = None  # the 52 blendshapes over the cells the system gave (no fill)
+    coverage: float = math.nan  # share of truth-present blendshape cells the system gave
+    spread_ratio: float = math.nan  # prediction spread across images relative to the truth's (prediction_spread)
+    filled: bool = False  # whether missing cells were scored with a fill face
 
     @property
     def parse_failure_rate(self) -> float:
@@ -101,18 +113,69 @@ class CoefficientMetrics:
             "channels": {k: v.to_dict() for k, v in self.channels.items()},
             "pearson": {k: json_float(v) for k, v in self.pearson.items()},
             "mean_pearson": json_float(self.mean_pearson),
+            "own_mask": (self.own_mask or self.overall).to_dict(),
+            "coverage": json_float(self.coverage),
+            "spread_ratio": json_float(self.spread_ratio),
+            "missing_cells_filled": self.filled,
         }
 
 
-def coefficient_metrics(
-    predictions: Sequence[FaceCoefficients | None], truths: Sequence[FaceCoefficients]
-) -> CoefficientMetrics:
-    """Score predictions (``None`` = parse failure) against ground truth, sample by sample."""
+def filled_matrix(predictions: Sequence[FaceCoefficients | None], fill: FaceCoefficients | None) -> np.ndarray:
+    """``[N, 61]`` predictions with every missing cell (and every ``None`` row) replaced by ``fill``'s value
+    (cells ``fill`` itself lacks stay NaN); without ``fill``, :func:`coefficient_matrix`."""
+    matrix = coefficient_matrix(predictions)
+    if fill is None:
+        return matrix
+    reference = np.where([name in fill.missing for name in CHANNELS], np.nan, fill.values)
+    return np.where(np.isfinite(matrix), matrix, reference[None, :])
+
+
+def error_matrix(
+    predictions: Sequence[FaceCoefficients | None],
+    truths: Sequence[FaceCoefficients],
+    *,
+    fill: FaceCoefficients | None = None,
+) -> np.ndarray:
+    """``[N, 61]`` absolute errors as :func:`coefficient_metrics` scores them (NaN where a cell is not scored)."""
     if len(predictions) != len(truths):
         raise SemanticFaceError(f"{len(predictions)} predictions for {len(truths)} ground-truth samples")
-    pred, truth = coefficient_matrix(predictions), coefficient_matrix(truths)
+    return np.abs(filled_matrix(predictions, fill) - coefficient_matrix(truths))
+
+
+def prediction_spread(predictions: np.ndarray, truths: np.ndarray) -> float:
+    """Mean per-channel standard deviation of predictions across images, divided by the truth's, over the
+    blendshapes that vary in the truth. Near 0: the predictions hardly depend on the image; NaN: undefined."""
+    pred, truth = predictions[:, :NUM_BLENDSHAPES], truths[:, :NUM_BLENDSHAPES]
+    pred_std, truth_std = [], []
+    for c in range(NUM_BLENDSHAPES):
+        t = truth[np.isfinite(truth[:, c]), c]
+        if t.size < 2 or float(t.std()) <= 1e-12:
+            continue
+        p = pred[np.isfinite(pred[:, c]), c]
+        truth_std.append(float(t.std()))
+        pred_std.append(float(p.std()) if p.size >= 2 else 0.0)
+    if not truth_std:
+        return math.nan
+    return float(np.mean(pred_std) / np.mean(truth_std))
+
+
+def coefficient_metrics(
+    predictions: Sequence[FaceCoefficients | None],
+    truths: Sequence[FaceCoefficients],
+    *,
+    fill: FaceCoefficients | None = None,
+) -> CoefficientMetrics:
+    """Score predictions (``None`` = parse failure) against ground truth, sample by sample.
+
+    ``fill``: the face scored in place of every cell the system did not give (see the module docstring); None
+    excludes those cells instead.
+    """
+    if len(predictions) != len(truths):
+        raise SemanticFaceError(f"{len(predictions)} predictions for {len(truths)} ground-truth samples")
+    own, truth = coefficient_matrix(predictions), coefficient_matrix(truths)
+    pred = filled_matrix(predictions, fill)
     failures = sum(p is None for p in predictions)
-    diff = pred - truth  # NaN wherever either side is missing or the prediction failed
+    diff = pred - truth  # NaN wherever the truth is missing or the cell is neither given nor filled
     channels = {name: ErrorStats.of(diff[:, CHANNEL_INDEX[name]]) for name in CHANNELS}
     # Pose channels that neither side ever provides are dropped rather than reported as NaN rows.
     channels = {n: s for n, s in channels.items() if s.count or CHANNEL_INDEX[n] < NUM_BLENDSHAPES}
@@ -122,9 +185,12 @@ def coefficient_metrics(
         if stats.count or region in REGIONS:
             regions[region] = stats
     halves = {half: ErrorStats.of(diff[:, [CHANNEL_INDEX[n] for n in names]]) for half, names in FACE_HALVES.items()}
-    ok = np.array([p is not None for p in predictions], dtype=bool)
-    correlations = {n: pearson(pred[ok, CHANNEL_INDEX[n]], truth[ok, CHANNEL_INDEX[n]]) for n in channels}
+    # Without a fill, parse failures do not enter correlations; with one they are scored like every other cell.
+    rows = np.array([fill is not None or p is not None for p in predictions], dtype=bool)
+    correlations = {n: pearson(pred[rows, CHANNEL_INDEX[n]], truth[rows, CHANNEL_INDEX[n]]) for n in channels}
     defined = [v for n, v in correlations.items() if n in BLENDSHAPES and not math.isnan(v)]
+    own_diff = (own - truth)[:, :NUM_BLENDSHAPES]
+    truth_cells = int(np.isfinite(truth[:, :NUM_BLENDSHAPES]).sum())
     return CoefficientMetrics(
         num_samples=len(truths),
         num_parse_failures=failures,
@@ -134,6 +200,10 @@ def coefficient_metrics(
         channels=channels,
         pearson=correlations,
         mean_pearson=float(np.mean(defined)) if defined else math.nan,
+        own_mask=ErrorStats.of(own_diff),
+        coverage=int(np.isfinite(own_diff).sum()) / truth_cells if truth_cells else math.nan,
+        spread_ratio=prediction_spread(pred, truth),
+        filled=fill is not None,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.evaluation.metrics import coefficient_matrix
+from semanticface.evaluation.metrics import coefficient_matrix, json_float
 from semanticface.evaluation.results import SystemResult
 from semanticface.schema import BLENDSHAPES
 
@@ -22,6 +22,9 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("upper_mae", "upper MAE"),
     ("lower_mae", "lower MAE"),
     ("mean_pearson", "mean Pearson"),
+    ("spread_ratio", "spread/truth"),
+    ("mae_own_mask", "MAE own cells"),
+    ("coverage", "coverage"),
     ("parse_failure_rate", "parse failures"),
     ("description_consistency", "description consistency"),
     ("render_distance", "render distance"),
@@ -41,11 +44,14 @@ def write_report(
     render: Renderer | None = None,
     num_renders: int = 4,
     meta: dict[str, Any] | None = None,
+    comparisons: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write the report files into ``out_dir`` and return their paths by kind.
 
     ``results[0]`` is the system under test (the model); the others are drawn next to it. ``render`` (coefficients
-    -> PIL image) enables the side-by-side avatar renders of prediction and truth.
+    -> PIL image) enables the side-by-side avatar renders of prediction and truth. ``comparisons``: paired
+    bootstrap intervals of ``results[0]`` against each other system (:func:`scoring.compare_with_baselines`).
+    Every system's warnings are listed at the top of ``summary.md`` and under ``warnings`` in ``metrics.json``.
     """
     import matplotlib
 
@@ -54,7 +60,15 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
 
-    payload = {"meta": meta or {}, "systems": {r.name: r.to_dict() for r in results}}
+    payload = {
+        "meta": meta or {},
+        "warnings": [w for r in results for w in r.warnings],
+        "systems": {r.name: r.to_dict() for r in results},
+        "comparisons": {
+            f"{results[0].name} vs {name}": {k: _json_value(v) for k, v in c.items()}
+            for name, c in (comparisons or {}).items()
+        },
+    }
     paths["metrics"] = out / "metrics.json"
     paths["metrics"].write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     paths["mae_per_blendshape"] = _plot_channel_mae(results, out / "mae_per_blendshape.png")
@@ -63,8 +77,12 @@ def write_report(
     if render is not None:
         paths["renders"] = _plot_renders(results, truths, images, render, out / "renders.png", num_renders)
     paths["summary"] = out / "summary.md"
-    paths["summary"].write_text(_markdown(results, paths, meta or {}))
+    paths["summary"].write_text(_markdown(results, paths, meta or {}, comparisons or {}))
     return paths
+
+
+def _json_value(value: Any) -> Any:
+    return json_float(value) if isinstance(value, float) else value
 
 
 def summary_row(result: SystemResult) -> dict[str, float | None]:
@@ -75,6 +93,7 @@ def summary_row(result: SystemResult) -> dict[str, float | None]:
         "rmse": data["overall"]["rmse"],
         "upper_mae": data["halves"]["upper"]["mae"],
         "lower_mae": data["halves"]["lower"]["mae"],
+        "mae_own_mask": data["own_mask"]["mae"],
     }
     for key, _ in SUMMARY_COLUMNS:
         row.setdefault(key, data.get(key))
@@ -87,15 +106,29 @@ def _fmt(value: float | None) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.4f}"  # token counts need no 4 decimals
 
 
-def _markdown(results: Sequence[SystemResult], paths: dict[str, Path], meta: dict[str, Any]) -> str:
+def _markdown(
+    results: Sequence[SystemResult],
+    paths: dict[str, Path],
+    meta: dict[str, Any],
+    comparisons: dict[str, dict[str, Any]],
+) -> str:
     lines = ["# Evaluation report", ""]
+    warnings = [w for r in results for w in r.warnings]
+    for warning in warnings:
+        lines.append(f"> **Warning:** {warning}.")
+    if warnings:
+        lines.append("")
     for key, value in meta.items():
         lines.append(f"- **{key}**: {value}")
     lines += [
         "",
         "## Summary",
         "",
-        "MAE/RMSE over the 52 blendshapes (missing channels and parse failures excluded).",
+        "MAE/RMSE over the 52 blendshapes, every system on the same rows and cells: a cell a system did not give "
+        "(parse failure, omitted or unreadable channel) is scored as the train split's per-channel median, so "
+        "dropping a channel never scores better than the median baseline. *MAE own cells* scores only the cells "
+        "the system gave; *coverage* is their share. *spread/truth* is the mean per-channel standard deviation of "
+        "the predictions across images relative to the truth's (near 0: the system ignores the image).",
         "",
     ]
     lines.append("| system | " + " | ".join(title for _, title in SUMMARY_COLUMNS) + " |")
@@ -103,7 +136,27 @@ def _markdown(results: Sequence[SystemResult], paths: dict[str, Path], meta: dic
     for result in results:
         row = summary_row(result)
         lines.append(f"| {result.name} | " + " | ".join(_fmt(row[key]) for key, _ in SUMMARY_COLUMNS) + " |")
-    regions = list(results[0].metrics.regions)
+    main = results[0]
+    if comparisons:
+        first = next(iter(comparisons.values()))
+        lines += [
+            "",
+            f"## {main.name} against each baseline",
+            "",
+            f"Paired bootstrap over the {first['n']} test images ({first['n_boot']:,} resamples, "
+            f"{first['confidence']:.0%} intervals): difference of mean per-image MAE ({main.name} − baseline; "
+            "negative is better) and the ratio of the means.",
+            "",
+            "| baseline | Δ MAE | interval | ratio | interval | interval excludes 0 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, c in comparisons.items():
+            lines.append(
+                f"| {name} | {c['mean_diff']:+.4f} | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | "
+                f"{_fmt(c['ratio'])} | [{_fmt(c['ratio_ci_low'])}, {_fmt(c['ratio_ci_high'])}] | "
+                f"{'yes' if c['excludes_zero'] else 'no'} |"
+            )
+    regions = list(main.metrics.regions)
     lines += [
         "",
         "## MAE per region",
@@ -114,17 +167,37 @@ def _markdown(results: Sequence[SystemResult], paths: dict[str, Path], meta: dic
     for result in results:
         cells = [_fmt(result.metrics.regions[r].mae) if r in result.metrics.regions else "–" for r in regions]
         lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
-    main = results[0]
     worst = sorted(
         ((n, s.mae) for n, s in main.metrics.channels.items() if s.count and n in BLENDSHAPES), key=lambda x: -x[1]
     )[:10]
     lines += ["", f"## Hardest blendshapes for {main.name}", "", "| channel | MAE | Pearson |", "|---|---|---|"]
     lines += [f"| {n} | {_fmt(v)} | {_fmt(main.metrics.pearson.get(n))} |" for n, v in worst]
+    lines += _channel_table(results)
     lines += ["", "## Plots", ""]
     for kind in ("mae_per_blendshape", "mae_per_region", "scatter", "renders"):
         if kind in paths:
             lines.append(f"![{kind}]({paths[kind].name})")
     return "\n".join(lines) + "\n"
+
+
+def _channel_table(results: Sequence[SystemResult]) -> list[str]:
+    """MAE of every system and Pearson of the system under test, per blendshape."""
+    main = results[0]
+    names = [r.name for r in results]
+    lines = [
+        "",
+        "## Per blendshape",
+        "",
+        f"MAE per system; Pearson correlation of {main.name}'s predictions with the truth across images "
+        "(– where undefined: a channel constant in the truth or in the predictions).",
+        "",
+        "| channel | " + " | ".join(f"MAE {n}" for n in names) + f" | Pearson {main.name} |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for channel in BLENDSHAPES:
+        cells = [_fmt(r.metrics.channels[channel].mae) if channel in r.metrics.channels else "–" for r in results]
+        lines.append(f"| {channel} | " + " | ".join(cells) + f" | {_fmt(main.metrics.pearson.get(channel))} |")
+    return lines
 
 
 def _plot_channel_mae(results: Sequence[SystemResult], path: Path) -> Path:
