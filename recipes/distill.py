@@ -81,6 +81,9 @@ def main(
             target_config,
             num_samples=script_args.eval_generate_samples,
             max_new_tokens=script_args.eval_max_new_tokens,
+            train_dataset=train_rows,
+            decoding=script_args.eval_decoding,
+            number_estimate=script_args.eval_numbers,
         )
         trainer.add_callback(generation_eval)
 

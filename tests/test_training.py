@@ -280,6 +280,42 @@ def test_full_finetune_run_saves_a_checkpoint_the_predictor_loads(face_dataset_d
     assert prediction.num_tokens > 0
 
 
+def test_generation_eval_equals_semanticface_eval_on_the_same_rows(face_dataset_dir, tmp_path, caplog):
+    """The training-time generation eval wraps the live model in the predictor and scores like `semanticface eval`:
+    same MAE, same baselines, same parse failures on the same rows with the same decoding."""
+    import logging
+
+    from semanticface.cli import main as cli
+
+    out = tmp_path / "run"
+    args = _short_run_args(
+        face_dataset_dir, out, "--target_format", "coefficients", "--max_steps", "2", "--eval_steps", "2",
+        "--save_steps", "2", "--eval_generate_samples", "3",
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="semanticface.training.callbacks"):
+        trainer = _recipe().main(*_parse(args))
+    assert "generation eval: 3 held-out faces, decoding=forced, numbers=median" in caplog.text  # not silent
+    logged = json.loads((out / "semanticface_config.json").read_text())["metrics"]
+    assert logged["eval_gen_samples"] == 3 and logged["eval_gen_coverage"] == 1.0  # forced decoding always parses
+    for key in ("eval_gen_median_mae", "eval_gen_mean_mae", "eval_gen_neutral_mae", "eval_gen_spread_ratio"):
+        assert key in logged, key
+
+    report = tmp_path / "report"
+    argv = ["eval", "--model", str(out), "--dataset", str(face_dataset_dir), "--split", "validation"]
+    argv += ["--limit", "3", "--decoding", "forced", "--numbers", "median", "--max-new-tokens", "16"]
+    assert cli([*argv, "--out", str(report), "--renderer", "none", "--bootstrap-samples", "100"]) == 0
+    systems = json.loads((report / "metrics.json").read_text())["systems"]
+    assert logged["eval_gen_mae"] == pytest.approx(systems["model"]["overall"]["mae"], abs=1e-9)
+    assert logged["eval_gen_median_mae"] == pytest.approx(systems["median"]["overall"]["mae"], abs=1e-9)
+    assert logged["eval_gen_mean_mae"] == pytest.approx(systems["constant_mean"]["overall"]["mae"], abs=1e-9)
+    assert logged["eval_gen_neutral_mae"] == pytest.approx(systems["neutral"]["overall"]["mae"], abs=1e-9)
+    assert logged["eval_gen_parse_failure_rate"] == systems["model"]["parse_failure_rate"]
+    # The same texts, not merely the same figure.
+    saved = [json.loads(line)["raw_text"] for line in (report / "predictions.jsonl").read_text().splitlines()]
+    callback = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "last_texts"))
+    assert callback.last_texts == saved
+
+
 def test_lora_run_targets_the_language_model_only(face_dataset_dir, tmp_path):
     from semanticface.inference import SemanticFacePredictor
 

@@ -82,6 +82,21 @@ class DistillScriptArguments:
     eval_max_new_tokens: int | None = field(
         default=None, metadata={"help": "Generation budget of the eval callback; default: longest target + 32."}
     )
+    eval_decoding: str = field(
+        default="forced",
+        metadata={
+            "help": "How the eval callback decodes: 'forced' (template-forced, the numbers only) or 'generate'.",
+            "choices": ["forced", "generate"],
+        },
+    )
+    eval_numbers: str = field(
+        default="median",
+        metadata={
+            "help": "How the eval callback reads numbers with forced decoding: 'median' (least expected absolute "
+            "error) or 'mode' (greedy tokens; the only choice with eval_decoding: generate).",
+            "choices": ["median", "mode"],
+        },
+    )
     tiny_model_seed: int = field(
         default=0,
         metadata={"help": f"Seed of the tiny model built when model_name_or_path is '{TINY_MODEL_PREFIX}ARCH'."},
@@ -92,6 +107,12 @@ class DistillScriptArguments:
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.eval_generate_samples < 0:
             raise ConfigError(f"eval_generate_samples must be >= 0, got {self.eval_generate_samples}")
+        if self.eval_decoding not in ("forced", "generate"):
+            raise ConfigError(f"eval_decoding must be 'forced' or 'generate', got {self.eval_decoding!r}")
+        if self.eval_numbers not in ("median", "mode"):
+            raise ConfigError(f"eval_numbers must be 'median' or 'mode', got {self.eval_numbers!r}")
+        if self.eval_numbers == "median" and self.eval_decoding != "forced":
+            raise ConfigError("eval_numbers: median needs eval_decoding: forced (use eval_numbers: mode)")
         if not self.synthetic and not self.dataset_name:
             raise ConfigError("give dataset_name (a saved dataset directory or Hub id) or set synthetic: true")
         self.target_config()  # validate target fields early, before any model is loaded

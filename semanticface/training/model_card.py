@@ -107,9 +107,14 @@ print(prediction.coefficients.to_dict())
 
 ## Evaluation
 
-Generated (greedy) on held-out faces, parsed with `semanticface.contract.parse_output`; `eval_gen_mae` is the
-mean absolute coefficient error over the channels the outputs gave, `eval_gen_parse_failure_rate` the share of
-outputs with no readable coefficient block.
+Predicted on held-out faces by `SemanticFacePredictor` (the decoding the run's `eval_decoding`/`eval_numbers`
+name) and scored as `semanticface eval` scores them: `eval_gen_mae` is the mean absolute error over the 52
+blendshapes, with every cell an output did not give (parse failure, missing or unreadable channel) scored as the
+training split's per-channel median; `eval_gen_median_mae`, `eval_gen_mean_mae` and `eval_gen_neutral_mae` are
+the per-channel-median, constant-mean and neutral baselines on the same faces; `eval_gen_mae_own_cells` and
+`eval_gen_coverage` the error on the cells the outputs gave and their share; `eval_gen_spread_ratio` how much the
+predictions vary across images relative to the truth (near 0: the model ignores the image);
+`eval_gen_parse_failure_rate` the share of outputs with no readable coefficient block.
 
 {_metrics_table(metrics)}
 
