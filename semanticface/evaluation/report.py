@@ -106,6 +106,10 @@ def _fmt(value: float | None) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.4f}"  # token counts need no 4 decimals
 
 
+def _ratio(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
 def _markdown(
     results: Sequence[SystemResult],
     paths: dict[str, Path],
@@ -153,7 +157,7 @@ def _markdown(
         for name, c in comparisons.items():
             lines.append(
                 f"| {name} | {c['mean_diff']:+.4f} | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | "
-                f"{_fmt(c['ratio'])} | [{_fmt(c['ratio_ci_low'])}, {_fmt(c['ratio_ci_high'])}] | "
+                f"{_ratio(c['ratio'])} | [{_ratio(c['ratio_ci_low'])}, {_ratio(c['ratio_ci_high'])}] | "
                 f"{'yes' if c['excludes_zero'] else 'no'} |"
             )
     regions = list(main.metrics.regions)
