@@ -45,7 +45,7 @@ def _splits(dataset_dir: Path):
     return data["train"], data["test"]
 
 
-def test_eval_model_with_baselines_writes_json_markdown_and_plots(coefficient_model, dataset_dir, tmp_path):
+def test_eval_model_with_baselines_writes_json_markdown_and_plots(coefficient_model, dataset_dir, tmp_path, capsys):
     out = tmp_path / "report"
     args = ["eval", "--model", str(coefficient_model), "--dataset", str(dataset_dir), "--out", str(out)]
     assert (
@@ -54,6 +54,10 @@ def test_eval_model_with_baselines_writes_json_markdown_and_plots(coefficient_mo
     report = json.loads((out / "metrics.json").read_text())
     systems = report["systems"]
     assert list(systems) == ["model", "median", "constant_mean", "neutral"]
+    # The tiny model's vision tower is random: it writes the same face for every image, and the user is told.
+    assert systems["model"]["spread_ratio"] < 0.1
+    assert "WARNING: model ignores the image" in capsys.readouterr().err
+    assert report["warnings"] and report["warnings"][0].startswith("model ignores the image")
     model = systems["model"]
     # Forced decoding always yields a parseable block, even from a random model.
     assert model["num_parse_failures"] == 0 and model["num_samples"] == 6

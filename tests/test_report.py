@@ -82,3 +82,22 @@ def test_write_report_files_and_figures(tmp_path):
     for kind in ("mae_per_blendshape", "mae_per_region", "scatter", "renders"):
         with Image.open(paths[kind]) as png:
             assert png.format == "PNG" and png.width > 200
+
+
+def test_score_with_baselines_gives_a_benchmark_headline():
+    from semanticface.evaluation.scoring import headline, score_with_baselines
+
+    train, truths = _faces(40, 3), _faces(30, 4)
+    results, comparisons = score_with_baselines("model", truths, truths, train, n_boot=300)
+    assert [r.name for r in results] == ["model", "median", "constant_mean", "neutral"]
+    summary = headline(results, comparisons)
+    assert summary["systems"]["model"]["mae"] == 0 and summary["ratio_to_median"] == 0
+    assert summary["systems"]["model"]["spread_ratio"] == pytest.approx(1.0) and summary["warnings"] == []
+    assert comparisons["median"]["excludes_zero"] and comparisons["median"]["ci_high"] < 0
+    median_mae = results[1].metrics.overall.mae
+    assert comparisons["median"]["mean_diff"] == pytest.approx(-median_mae)  # every image has 52 cells
+    json.dumps(summary, allow_nan=False)  # JSON-ready
+
+    blind, _ = score_with_baselines("blind", [truths[0]] * 30, truths, train, n_boot=0)
+    (warning,) = headline(blind)["warnings"]
+    assert warning.startswith("blind ignores the image")

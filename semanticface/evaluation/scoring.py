@@ -122,3 +122,61 @@ def compare_with_baselines(
         _, errors_a, errors_b = paired_errors(main, per_image_errors(other, row_ids, keep))
         comparisons[other.name] = paired_bootstrap_ci(errors_a, errors_b, n_boot=n_boot, seed=seed)
     return comparisons
+
+
+def score_with_baselines(
+    name: str,
+    predictions: Sequence[FaceCoefficients | None],
+    truths: Sequence[FaceCoefficients],
+    train_truths: Sequence[FaceCoefficients] | None,
+    *,
+    row_ids: Sequence[Any] | None = None,
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> tuple[list[SystemResult], dict[str, dict[str, Any]]]:
+    """One system's coefficients against the per-channel median, constant-mean and neutral baselines (fitted on
+    ``train_truths``), all scored on the same cells, and the paired bootstrap of the system against each
+    (``n_boot=0``: none). For benchmarks and the training-time eval; ``semanticface eval`` adds images, MediaPipe,
+    renders and the report files on top (:func:`semanticface.evaluation.evaluate.evaluate`)."""
+    from semanticface.evaluation.baselines import ConstantMeanBaseline, NeutralBaseline
+
+    median = reference_median(train_truths, truths)
+    mean = ConstantMeanBaseline.fit(list(train_truths) if train_truths else list(truths))
+    if not train_truths:
+        mean.name = "constant_mean (eval split)"
+    results = [score_system(name, predictions, truths, fill=median.median)]
+    results += score_baselines([median, mean, NeutralBaseline()], [None] * len(truths), truths, fill=median.median)
+    ids = list(row_ids) if row_ids is not None else [str(i) for i in range(len(truths))]
+    comparisons = compare_with_baselines(results, ids, n_boot=n_boot, seed=seed) if n_boot > 0 else {}
+    return results, comparisons
+
+
+def headline(results: Sequence[SystemResult], comparisons: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The figures a benchmark report needs, JSON-ready: per system MAE (same cells for all), MAE on its own cells,
+    coverage, spread, mean Pearson, parse-failure rate and warnings; the system under test's ratio to the median
+    constant; and the paired comparisons."""
+    from semanticface.evaluation.metrics import json_float
+
+    systems = {}
+    for result in results:
+        m = result.metrics
+        systems[result.name] = {
+            "mae": json_float(m.overall.mae),
+            "mae_own_cells": json_float(m.own_mask.mae if m.own_mask is not None else m.overall.mae),
+            "coverage": json_float(m.coverage),
+            "spread_ratio": json_float(m.spread_ratio),
+            "mean_pearson": json_float(m.mean_pearson),
+            "parse_failure_rate": json_float(m.parse_failure_rate),
+            "warnings": list(result.warnings),
+        }
+    main = results[0].metrics.overall.mae
+    median = next((r.metrics.overall.mae for r in results[1:] if r.name.startswith("median")), math.nan)
+    return {
+        "systems": systems,
+        "ratio_to_median": json_float(main / median if median and math.isfinite(median) else math.nan),
+        "comparisons": {
+            other: {k: json_float(v) if isinstance(v, float) else v for k, v in c.items()}
+            for other, c in (comparisons or {}).items()
+        },
+        "warnings": [w for r in results for w in r.warnings],
+    }

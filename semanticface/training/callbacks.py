@@ -22,9 +22,8 @@ from transformers import TrainerCallback
 from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import TargetConfig, parse_output
 from semanticface.errors import ConfigError, OutputParseError
-from semanticface.evaluation.baselines import ConstantMeanBaseline, NeutralBaseline
 from semanticface.evaluation.metrics import coefficient_metrics
-from semanticface.evaluation.scoring import reference_median, score_baselines, score_system
+from semanticface.evaluation.scoring import reference_median, score_with_baselines
 from semanticface.rows import dataset_coefficients
 from semanticface.training.formatting import IMAGE_COLUMN
 
@@ -113,12 +112,9 @@ class GenerationEvalCallback(TrainerCallback):
         self.options = GenerationOptions(max_new_tokens=max_new_tokens, number_estimate=number_estimate)
         self.truths = dataset_coefficients(self.rows) if len(self.rows) else []
         train = train_dataset if train_dataset is not None else getattr(trainer, "train_dataset", None)
-        train_truths = dataset_coefficients(train) if train is not None and len(train) else None
-        self.median = reference_median(train_truths, self.truths) if self.truths else None
-        self.baselines: list[Any] = []
-        if self.median is not None:
-            mean = ConstantMeanBaseline.fit(list(train_truths) if train_truths else list(self.truths))
-            self.baselines = [self.median, mean, NeutralBaseline()]
+        self.train_truths = dataset_coefficients(train) if train is not None and len(train) else None
+        # What every cell an output does not give is scored as (the same face `semanticface eval` uses).
+        self.fill = reference_median(self.train_truths, self.truths).median if self.truths else None
         self.last_metrics: dict[str, float] = {}
         self.last_texts: list[str] = []
 
@@ -164,12 +160,9 @@ class GenerationEvalCallback(TrainerCallback):
         pairs.sort(key=lambda pair: pair[0])
         predictions = [p for _, p in pairs]
         coefficients = [p.coefficients for p in predictions]
-        if self.median is None:  # no rows: on_evaluate never gets here
-            return {}
-        fill = self.median.median
-        channels = self.target_config.channels()
-        model = score_system("model", coefficients, self.truths, fill=fill)
-        metrics = generation_scores(coefficients, self.truths, channels, fill=fill)
+        results, _ = score_with_baselines("model", coefficients, self.truths, self.train_truths, n_boot=0)
+        model = results[0]
+        metrics = generation_scores(coefficients, self.truths, self.target_config.channels(), fill=self.fill)
         own = model.metrics.own_mask
         metrics |= {
             "gen_mae_own_cells": own.mae if own is not None else math.nan,
@@ -179,8 +172,8 @@ class GenerationEvalCallback(TrainerCallback):
             "gen_seconds": time.perf_counter() - start,
         }
         keys = {"median": "gen_median_mae", "constant_mean": "gen_mean_mae", "neutral": "gen_neutral_mae"}
-        for baseline in score_baselines(self.baselines, [None] * len(self.truths), self.truths, fill=fill):
-            metrics[keys.get(baseline.name, f"gen_{baseline.name}_mae")] = baseline.metrics.overall.mae
+        for baseline in results[1:]:
+            metrics[keys.get(baseline.name.split(" ")[0], f"gen_{baseline.name}_mae")] = baseline.metrics.overall.mae
         self.last_metrics = {f"eval_{k}": v for k, v in metrics.items()}
         self.last_texts = [p.raw_text for p in predictions]
         if accelerator.is_main_process:
