@@ -212,6 +212,10 @@ def test_config_errors_are_clear():
         _parse(["--config", str(QUICKSTART), "--synthetic", "false"])
     with pytest.raises(ConfigError, match="target_format"):
         _parse(["--config", str(QUICKSTART), "--target_format", "prose"])
+    with pytest.raises(ConfigError, match="eval_numbers: median needs eval_decoding: forced"):
+        _parse(["--config", str(QUICKSTART), "--eval_decoding", "generate"])
+    script_args, _, _ = _parse(["--config", str(QUICKSTART), "--eval_decoding", "generate", "--eval_numbers", "mode"])
+    assert (script_args.eval_decoding, script_args.eval_numbers) == ("generate", "mode")
 
 
 # --- real training runs through the recipe ------------------------------------------------------------------------
