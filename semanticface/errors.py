@@ -50,3 +50,11 @@ class DatasetError(SemanticFaceError, ValueError):
 
 class ConfigError(SemanticFaceError, ValueError):
     """A configuration value is invalid or inconsistent."""
+
+
+class ImageReadError(DatasetError):
+    """An image file that cannot be used (unreadable, damaged, a decompression bomb, an absurd shape); names it."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.errors import ConfigError, DatasetError, OutputParseError
+from semanticface.errors import ConfigError, OutputParseError
 
 CONFIG_FILENAME = "semanticface_config.json"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -133,17 +133,14 @@ def target_config_from(saved: dict[str, Any]) -> Any:
 
 
 def load_image(image: Any) -> Any:
-    """A PIL RGB image from a PIL image or a file path."""
-    from PIL import Image, UnidentifiedImageError
+    """A PIL RGB image from a PIL image or a file path (upright, 8-bit, pixel-capped: :mod:`semanticface.images`)."""
+    from PIL import Image
+
+    from semanticface.images import MAX_PIXELS, cap_pixels, read_image, to_rgb
 
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    path = Path(image)
-    try:
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as error:
-        raise DatasetError(f"{path}: cannot read image ({error})") from error
+        return cap_pixels(to_rgb(image), MAX_PIXELS)
+    return read_image(image)
 
 
 class SemanticFacePredictor:
