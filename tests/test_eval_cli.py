@@ -156,7 +156,7 @@ def test_predict_writes_live_link_face_csv_and_jsonl(coefficient_model, tmp_path
     frames.mkdir()
     for i, colour in enumerate(("red", "green", "blue")):
         Image.new("RGB", (48, 48), colour).save(frames / f"{i:03d}.png")
-    common = ["--model", str(coefficient_model), "--decoding", "forced", "--batch-size", "2"]
+    common = ["--model", str(coefficient_model), "--decoding", "forced", "--batch-size", "2", "--no-crop"]
     assert main(["predict", str(frames), "--out", str(tmp_path / "out.csv"), *common]) == 0
     recording = read_llf(tmp_path / "out.csv")
     assert len(recording) == 3 and recording.fps == pytest.approx(30)
@@ -168,14 +168,15 @@ def test_predict_writes_live_link_face_csv_and_jsonl(coefficient_model, tmp_path
 
 
 def test_predict_reads_video_frames(coefficient_model, tmp_path):
-    cv2 = pytest.importorskip("cv2", reason="video input needs OpenCV (installed with mediapipe)")
+    pytest.importorskip("av", reason="video input needs PyAV (pip install 'semanticface[video]')")
+    cv2 = pytest.importorskip("cv2", reason="this test writes its video with OpenCV (installed with mediapipe)")
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (48, 48))
     for value in range(0, 250, 50):
         writer.write(np.full((48, 48, 3), value, dtype=np.uint8))
     writer.release()
     out = tmp_path / "clip.jsonl"
-    argv = ["predict", str(video), "--model", str(coefficient_model), "--out", str(out), "--every", "2"]
+    argv = ["predict", str(video), "--model", str(coefficient_model), "--out", str(out), "--every", "2", "--no-crop"]
     assert main([*argv, "--decoding", "forced"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["source"].rsplit("#", 1)[1] for r in records] == ["0", "2", "4"]
@@ -236,7 +237,7 @@ def test_eval_imported_toolkit_predictions_measure_description_consistency(datas
 def test_predict_median_numbers_need_forced_decoding(coefficient_model, tmp_path, capsys):
     image = tmp_path / "face.png"
     Image.new("RGB", (48, 48), "red").save(image)
-    common = ["predict", str(image), "--model", str(coefficient_model), "--numbers", "median"]
+    common = ["predict", str(image), "--model", str(coefficient_model), "--numbers", "median", "--no-crop"]
     assert main([*common, "--out", str(tmp_path / "generate.jsonl")]) == 1
     assert "decoding='forced'" in capsys.readouterr().err
     assert main([*common, "--decoding", "forced", "--out", str(tmp_path / "median.jsonl")]) == 0
