@@ -34,11 +34,21 @@ _YAW_PER_LOOK = 0.6
 _PITCH_PER_LOOK = 0.53
 
 
+# Camera distance per unit of face height: ICT-FaceKit's face (28.85 cm tall) was framed from 80 cm.
+FACE_DISTANCE_PER_HEIGHT = 80.0 / 28.846
+
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera on the +z axis looking at ``target``."""
 
-    distance: float = field(default=80.0, metadata={"help": "Camera distance from the target, in mesh units."})
+    distance: float | None = field(
+        default=None,
+        metadata={
+            "help": "Camera distance from the target, in mesh units; None frames the face from the mesh's own "
+            "bounds (FACE_DISTANCE_PER_HEIGHT × the face's height), so any rig, in cm or m, fills the image alike."
+        },
+    )
     fov_degrees: float = field(default=20.0, metadata={"help": "Vertical field of view in degrees."})
     target: tuple[float, float, float] | None = field(
         default=None, metadata={"help": "Point the camera looks at; None centres the face region of the mesh."}

@@ -33,7 +33,14 @@ from PIL import Image
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import DatasetError, UnknownChannelError
-from semanticface.render.camera import Camera, Lighting, eye_pose_excess, head_angles, rotation_matrix
+from semanticface.render.camera import (
+    FACE_DISTANCE_PER_HEIGHT,
+    Camera,
+    Lighting,
+    eye_pose_excess,
+    head_angles,
+    rotation_matrix,
+)
 from semanticface.render.gltf import read_gltf
 from semanticface.render.raster import rasterize, vertex_normals
 from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, canonical_name
@@ -80,6 +87,7 @@ class MeshRig:
     channel_targets: dict[str, tuple[int, ...]]  # canonical channel -> delta indices it drives at full weight
     unused_targets: tuple[str, ...] = ()
     mouth_close: str = "clamp_to_jaw"
+    focus: np.ndarray | None = None  # vertices the camera frames (a GLB's head mesh); None: the "face" material
 
     @property
     def unsupported(self) -> tuple[str, ...]:
@@ -111,6 +119,23 @@ class MeshRig:
         if not mats:
             return np.zeros(0, dtype=np.int64)
         return np.unique(self.triangles[np.isin(self.triangle_material, mats)])
+
+
+def _hidden(material: str) -> bool:
+    return any(name in material for name in HIDDEN_MATERIALS)
+
+
+def _side_vertices(rig: MeshRig, side: str) -> np.ndarray:
+    """Vertices of parts named for one side: "Left"/"right" anywhere, or a "_L"/"_R"/".L" suffix."""
+    suffixes = ("_l", ".l", "_left") if side == "left" else ("_r", ".r", "_right")
+    chosen = [
+        i
+        for i, name in enumerate(rig.material_names)
+        if side in name.lower() or any(part.lower().endswith(suffixes) for part in name.split("/"))
+    ]
+    if not chosen:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(rig.triangles[np.isin(rig.triangle_material, chosen)])
 
 
 def map_target_names(names: tuple[str, ...] | list[str]) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
@@ -211,7 +236,7 @@ def load_obj_npz_rig(obj_path: str | Path, npz_path: str | Path, *, mouth_close:
 def load_gltf_rig(path: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
     """A rig from the morph targets of a glTF/GLB file's first mesh."""
     mesh = read_gltf(path)
-    return _make_rig(
+    rig = _make_rig(
         mesh.vertices,
         mesh.triangles,
         mesh.triangle_material,
@@ -220,6 +245,8 @@ def load_gltf_rig(path: str | Path, *, mouth_close: str = "clamp_to_jaw") -> Mes
         mesh.target_names,
         mouth_close,
     )
+    rig.focus = mesh.focus if mesh.focus.size else None
+    return rig
 
 
 def load_ict_rig(directory: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
@@ -293,7 +320,7 @@ class MeshRenderer:
     def __post_init__(self) -> None:
         rig = self.rig
         visible = np.array(
-            [rig.triangle_material[i] < 0 or rig.material_names[rig.triangle_material[i]] not in HIDDEN_MATERIALS
+            [rig.triangle_material[i] < 0 or not _hidden(rig.material_names[rig.triangle_material[i]])
              for i in range(len(rig.triangles))]
         ) if rig.material_names else np.ones(len(rig.triangles), bool)  # fmt: skip
         self._triangles = rig.triangles[visible]
@@ -320,17 +347,23 @@ class MeshRenderer:
             cos = direction[:, 2] / np.maximum(np.linalg.norm(direction, axis=1), 1e-9)
             self._iris[idx[cos > math.cos(math.radians(30))]] = True
             self._pupil[idx[cos > math.cos(math.radians(12))]] = True
-        face = rig.material_vertices("face")
+        face = rig.focus if rig.focus is not None and rig.focus.size else rig.material_vertices("face")
         ref = rig.vertices[face] if face.size else rig.vertices
         lo, hi = ref.min(axis=0), ref.max(axis=0)
         self._centre = np.array(
             self.camera.target if self.camera.target is not None else ((lo[0] + hi[0]) / 2, lo[1] + 0.6 * (hi[1] - lo[1]), (lo[2] + hi[2]) / 2)
         )  # fmt: skip
+        self._distance = self.camera.distance or FACE_DISTANCE_PER_HEIGHT * float(hi[1] - lo[1])
         self._pivot = np.array([(lo[0] + hi[0]) / 2, lo[1] + 0.25 * (hi[1] - lo[1]), lo[2]])  # roughly the neck
 
     def _eye(self, side: str) -> tuple[np.ndarray, np.ndarray] | None:
         ball = np.union1d(self.rig.material_vertices("sclera"), self.rig.material_vertices("iris"))
-        ball = np.intersect1d(ball, self.rig.material_vertices(side))
+        if ball.size == 0:  # separate eye nodes (a GLB's "EyeLeft"/"Eye_R" meshes) instead of eye materials
+            ball = self.rig.material_vertices("eye")
+            ball = np.setdiff1d(
+                ball, np.union1d(self.rig.material_vertices("lash"), self.rig.material_vertices("brow"))
+            )
+        ball = np.intersect1d(ball, _side_vertices(self.rig, side))
         if ball.size == 0:
             return None
         pts = self.rig.vertices[ball]
@@ -348,21 +381,40 @@ class MeshRenderer:
                 idx, centre = eye
                 # rotation_matrix turns +z towards +x for positive yaw; eye yaw looks towards -x (subject's right)
                 verts[idx] = (verts[idx] - centre) @ rotation_matrix(-yaw, pitch, 0.0).T + centre
-        rot = rotation_matrix(*head_angles(coefficients))
-        cam = rotation_matrix(-self.camera.azimuth_degrees, self.camera.elevation_degrees, 0.0)
-        world = ((verts - self._pivot) @ rot.T + self._pivot - self._centre) @ cam.T
         res = size * self.supersample
-        focal = (res / 2) / math.tan(math.radians(self.camera.fov_degrees) / 2)
-        depth = self.camera.distance - world[:, 2]
-        xy = np.empty((len(world), 2))
-        xy[:, 0] = res / 2 + focal * world[:, 0] / depth
-        xy[:, 1] = res / 2 - focal * world[:, 1] / depth
+        world, xy, depth = self._project(verts, coefficients, res)
         frags = rasterize(xy, depth, self._triangles, res, res)
         image = self._shade(frags, world, look, res)
         out = Image.fromarray(image, "RGB")
         if self.supersample > 1:
             out = out.reduce(self.supersample)
         return out
+
+    def _project(self, verts: np.ndarray, coefficients: FaceCoefficients, res: int):
+        """Camera-space positions, pixel positions and depths of ``verts`` under the frame's head pose."""
+        rot = rotation_matrix(*head_angles(coefficients))
+        cam = rotation_matrix(-self.camera.azimuth_degrees, self.camera.elevation_degrees, 0.0)
+        world = ((verts - self._pivot) @ rot.T + self._pivot - self._centre) @ cam.T
+        focal = (res / 2) / math.tan(math.radians(self.camera.fov_degrees) / 2)
+        depth = self._distance - world[:, 2]
+        xy = np.empty((len(world), 2))
+        xy[:, 0] = res / 2 + focal * world[:, 0] / depth
+        xy[:, 1] = res / 2 - focal * world[:, 1] / depth
+        return world, xy, depth
+
+    def channel_region_box(self, channel: str, *, size: int = 256) -> tuple[int, int, int, int] | None:
+        """Pixel box ``(x0, y0, x1, y1)`` of the neutral vertices a blendshape moves (None if the rig lacks it)."""
+        targets = self.rig.channel_targets.get(canonical_name(channel), ())
+        if not targets:
+            return None
+        moved = np.linalg.norm(self.rig.deltas[list(targets)], axis=2).max(axis=0)
+        idx = np.flatnonzero(moved > 0.05 * moved.max()) if moved.max() > 0 else np.zeros(0, int)
+        if idx.size == 0:
+            return None
+        _, xy, _ = self._project(self.rig.vertices.astype(np.float64), FaceCoefficients.neutral(), size)
+        x0, y0 = np.floor(xy[idx].min(axis=0)).astype(int)
+        x1, y1 = np.ceil(xy[idx].max(axis=0)).astype(int)
+        return max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
 
     def _shade(self, frags, world: np.ndarray, look: MeshLook, res: int) -> np.ndarray:
         covered = frags.triangle >= 0
