@@ -145,3 +145,31 @@ def test_a_file_compressed_by_gltf_transform_reads_the_same(ict, tmp_path):
         a = np.asarray(packed_renderer.render(face, size=128), dtype=float)
         b = np.asarray(plain_renderer.render(face, size=128), dtype=float)
         assert np.abs(a - b).mean() < 2.0
+
+
+def test_a_folder_of_per_shape_obj_files_is_a_rig(ict, tmp_path):
+    from semanticface.render import get_renderer
+    from semanticface.render.mesh import load_obj_folder_rig
+
+    def write_obj(path, vertices):
+        lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in ict.triangles]
+        path.write_text("\n".join(lines) + "\n")
+
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    write_obj(folder / "neutral.obj", ict.vertices)
+    shapes = {"jawOpen": "jawOpen", "EyeBlinkLeft": "eyeBlink_L", "mouthSmile_R": "mouthSmile_R"}
+    for file_name, ict_name in shapes.items():
+        write_obj(folder / f"{file_name}.obj", ict.vertices + ict.deltas[ict.target_names.index(ict_name)])
+    (folder / "notes_backup.obj").write_text((folder / "neutral.obj").read_text())
+    rig = load_obj_folder_rig(folder)
+    assert set(rig.channel_targets) == {"jawOpen", "eyeBlinkLeft", "mouthSmileRight"}
+    assert rig.unused_targets == ("notes_backup",)
+    coeffs = NEUTRAL.replace(jawOpen=0.5, eyeBlinkLeft=1.0, mouthSmileRight=0.3)
+    reference = ict.deform(NEUTRAL.replace(jawOpen=0.5, eyeBlinkLeft=1.0, mouthSmileRight=0.3))
+    assert np.abs(rig.deform(coeffs) - reference).max() < 1e-4
+    assert get_renderer("mesh", mesh_dir=folder).rig.target_names == rig.target_names
+    (folder / "jawLeft.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(DatasetError, match=r"jawLeft\.obj: 3 vertices, but neutral\.obj has"):
+        load_obj_folder_rig(folder)

@@ -259,9 +259,32 @@ def load_ict_rig(directory: str | Path, *, mouth_close: str = "clamp_to_jaw") ->
     return load_obj_npz_rig(obj, npz, mouth_close=mouth_close)
 
 
+def load_obj_folder_rig(directory: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
+    """A rig from a folder of OBJ files: ``neutral.obj`` plus one OBJ per shape, named by it in any dialect
+    (``jawOpen.obj``, ``EyeBlinkLeft.obj``, ``eyeBlink_L.obj``), each with the neutral's vertex count and order
+    (the layout Face Cap, FaceBuilder and many DCC exports use). Other OBJ files are listed as unused."""
+    directory = Path(directory)
+    neutral_path = directory / "neutral.obj"
+    vertices, triangles, tri_mat, materials = read_obj(neutral_path)
+    names, deltas = [], []
+    for path in sorted(directory.glob("*.obj")):
+        if path.name == "neutral.obj":
+            continue
+        shape = read_obj(path)[0]
+        if shape.shape != vertices.shape:
+            raise DatasetError(f"{path}: {len(shape)} vertices, but neutral.obj has {len(vertices)}")
+        names.append(path.stem)
+        deltas.append(shape - vertices)
+    if not names:
+        raise DatasetError(f"{directory}: neutral.obj but no shape OBJ files beside it")
+    return _make_rig(vertices, triangles, tri_mat, materials, np.stack(deltas), tuple(names), mouth_close)
+
+
 def load_rig(path: str | Path, *, mouth_close: str = "clamp_to_jaw") -> MeshRig:
-    """A rig from a folder (ICT layout), a ``.glb``/``.gltf`` file."""
+    """A rig from a folder (ICT layout, or ``neutral.obj`` + one OBJ per shape), a ``.glb``/``.gltf`` file."""
     path = Path(path)
+    if path.is_dir() and (path / "neutral.obj").is_file():
+        return load_obj_folder_rig(path, mouth_close=mouth_close)
     if path.is_dir():
         glbs = sorted(path.glob("*.glb")) + sorted(path.glob("*.gltf"))
         if (path / "ict_expression_deltas.npz").is_file() or not glbs:
