@@ -95,7 +95,7 @@ def resolve_face_model(path: str | Path | None) -> Path:
         )
     chosen = Path(chosen)
     if not chosen.is_file():
-        raise ConfigError(f"{chosen}: face landmarker model not found (face_landmarker.task)")
+        raise ConfigError(f"MediaPipe model file not found: {chosen} (face_landmarker.task)")
     return chosen
 
 
@@ -171,6 +171,28 @@ class FaceCropper:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+CROP_BOX_COLUMN = "crop_box"
+
+
+def crop_features() -> Any:
+    """The dataset features of cropped rows: the usual columns plus ``crop_box`` ([left, top, size] pixels)."""
+    from datasets import List, Value
+
+    from semanticface.synth import features
+
+    cols = features()
+    cols[CROP_BOX_COLUMN] = List(Value("float32"), length=3)
+    return cols
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def pick_face(faces: list[Face], face_index: int) -> Face | None:

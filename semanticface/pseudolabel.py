@@ -126,36 +126,53 @@ def _open(path: Path) -> Image.Image:
 
 
 def pseudolabel(
-    images: Sequence[str | Path], model_path: str | Path, *, progress: bool = True
+    images: Sequence[str | Path],
+    model_path: str | Path,
+    *,
+    progress: bool = True,
+    crop: bool = True,
+    margin: float | None = None,
 ) -> tuple[Any, list[str]]:
     """Label image files with MediaPipe. Returns ``(datasets.Dataset, paths with no face)``.
 
     The dataset has the toolkit's row layout (``images``, 61 channel columns with tongueOut/pose None,
-    ``identity`` -1, ``style`` "photo", ``source`` the file path, ``renderer`` None).
+    ``identity`` -1, ``style`` "photo", ``source`` the file path, ``renderer`` None). Images are read upright
+    (EXIF applied, :func:`semanticface.images.read_image`). With ``crop`` (the default) each row holds the square
+    face crop :mod:`semanticface.facecrop` makes, as ``semanticface predict`` does, and its ``crop_box``; the
+    largest face is labelled. Without it the file's own bytes are stored.
     """
     from datasets import Dataset
     from tqdm.auto import tqdm
 
+    from semanticface.facecrop import CROP_BOX_COLUMN, DEFAULT_MARGIN, FaceCropper, crop_features, png_bytes
+    from semanticface.images import read_image
     from semanticface.synth import features
 
     paths = expand_image_paths(images)
     if not paths:
         raise DatasetError("no images given")
-    rows: dict[str, list[Any]] = {name: [] for name in features()}
+    schema = crop_features() if crop else features()
+    rows: dict[str, list[Any]] = {name: [] for name in schema}
     no_face: list[str] = []
-    with MediaPipeLabeler(model_path) as labeler:
+    with FaceCropper(model_path, margin=DEFAULT_MARGIN if margin is None else margin) as cropper:
         for path in tqdm(paths, desc="pseudo-labelling", unit="image", disable=not progress):
-            image = _open(path)
-            coefficients = labeler.label(image)
-            if coefficients is None:
+            image = read_image(path)
+            faces = cropper.faces(image)
+            if not faces or not faces[0].scores:
                 no_face.append(str(path))
                 continue
-            # the file's own bytes, not the decoded image: keeps memory flat and the image lossless
-            rows["images"].append([{"bytes": path.read_bytes(), "path": None}])
+            coefficients = scores_to_coefficients(faces[0].scores)
+            if crop:
+                box = cropper.box(faces[0])
+                rows["images"].append([{"bytes": png_bytes(box.crop(image)), "path": None}])
+                rows[CROP_BOX_COLUMN].append(box.as_list())
+            else:
+                # the file's own bytes, not the decoded image: keeps memory flat and the image lossless
+                rows["images"].append([{"bytes": path.read_bytes(), "path": None}])
             for name, value in coefficients_to_row(coefficients).items():
                 rows[name].append(value)
             rows["identity"].append(-1)
             rows["style"].append("photo")
             rows["source"].append(str(path))
             rows["renderer"].append(None)
-    return Dataset.from_dict(rows, features=features()), no_face
+    return Dataset.from_dict(rows, features=schema), no_face

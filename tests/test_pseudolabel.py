@@ -71,7 +71,16 @@ def test_cli_pseudolabel_reports_faceless_images(model, ict_renders, tmp_path, c
         and all(v is None for v in dataset["HeadYaw"])
     )
     assert (out / "no_face.txt").read_text().strip().endswith("blank.png")
-    assert np.asarray(dataset[0]["images"][0]).shape == (256, 256, 3)
+    # Rows hold the square face crop predict would make, and its box in the source image.
+    height, width, _ = np.asarray(dataset[0]["images"][0]).shape
+    left, top, side = dataset[0]["crop_box"]
+    assert height == width == round(side) and 60 < side < 300 and abs(left + side / 2 - 128) < 30
+    uncropped = tmp_path / "whole"
+    assert (
+        main(["pseudolabel", "--model", str(model), str(ict_renders), "--out", str(uncropped), "--quiet", "--no-crop"])
+        == 0
+    )
+    assert np.asarray(load_from_disk(str(uncropped))[0]["images"][0]).shape == (256, 256, 3)
 
 
 def test_cli_pseudolabel_errors(tmp_path, capsys):

@@ -11,12 +11,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="MediaPipe face_landmarker.task model file")
     parser.add_argument("--out", required=True, help="output folder (datasets.save_to_disk layout)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-crop", action="store_true", help="store whole images, not the face crops `predict` would use"
+    )
+    parser.add_argument("--crop-margin", type=float, default=None, help="margin around the face, per side")
 
 
 def run(args: argparse.Namespace) -> int:
     from semanticface.pseudolabel import pseudolabel  # imports mediapipe lazily, with a clear error if absent
 
-    dataset, no_face = pseudolabel(args.images, args.model, progress=not args.quiet)
+    dataset, no_face = pseudolabel(
+        args.images, args.model, progress=not args.quiet, crop=not args.no_crop, margin=args.crop_margin
+    )
     out = Path(args.out)
     dataset.save_to_disk(str(out))
     (out / "no_face.txt").write_text("".join(f"{p}\n" for p in no_face))
