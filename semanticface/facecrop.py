@@ -52,7 +52,8 @@ class CropBox:
 
     def crop(self, image: Image.Image, output_size: int | None = None) -> Image.Image:
         """The square cut out of ``image`` (outside the image filled with :data:`FILL`), optionally resized."""
-        box = (round(self.left), round(self.top), round(self.left + self.size), round(self.top + self.size))
+        side = max(1, round(self.size))
+        box = (round(self.left), round(self.top), round(self.left) + side, round(self.top) + side)  # exactly square
         inside = (max(box[0], 0), max(box[1], 0), min(box[2], image.width), min(box[3], image.height))
         out = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), FILL)
         if inside[2] > inside[0] and inside[3] > inside[1]:

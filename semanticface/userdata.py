@@ -5,7 +5,8 @@
 * :func:`load_llf_video`: a Live Link Face CSV paired with the frames of its video by timecode. Frames come from
   a folder of images named by frame number (``ffmpeg -i take.mov frames/%06d.png``) or by timecode
   (``01_02_03_04.png``, Live Link Face's ``HH:MM:SS:FF`` with ``_`` or ``-`` separators), or straight from a
-  video file when OpenCV (``cv2``, installed with the ``mediapipe`` extra) is available.
+  video file (PyAV, the ``video`` extra). Optionally the capture is neutral-calibrated (``calibrate``) and each
+  frame cut to the face crop ``semanticface predict`` makes (``face_model``), its box stored in ``crop_box``.
 
 Bad input raises :class:`~semanticface.errors.DatasetError` naming the file, row and column.
 """
@@ -151,8 +152,14 @@ def load_image_folder(
     *,
     missing_ok: bool = False,
     ignore_unknown: bool = False,
+    face_model: str | Path | None = None,
+    crop_margin: float | None = None,
 ):
     """A ``datasets.Dataset`` from a folder of images and a CSV/JSONL table naming each image and its coefficients.
+
+    With ``face_model`` (MediaPipe's ``face_landmarker.task``) each image is stored as the face crop
+    ``semanticface predict`` makes (largest face, upright) with its ``crop_box``; an image without a face is an error
+    naming it.
 
     Columns: an image file column (``file``, ``file_name``, ``image``, ``path``...), channel columns in any
     dialect, optional ``identity``/``style``/``source``. Empty cells and absent channels are errors unless
@@ -191,7 +198,31 @@ def load_image_folder(
     if missing:
         shown = "; ".join(missing[:10]) + (f"; ... ({len(missing)} in all)" if len(missing) > 10 else "")
         raise DatasetError(f"{len(missing)} image(s) named in {table} are missing from {root}: {shown}")
-    return _from_generator(Dataset, _image_rows, features=features(), gen_kwargs={"items": prepared})
+    schema = features()
+    if face_model is not None:
+        from semanticface.facecrop import crop_features
+
+        _find_faces(prepared, face_model, crop_margin)
+        schema = crop_features()
+    return _from_generator(Dataset, _image_rows, features=schema, gen_kwargs={"items": prepared})
+
+
+def _find_faces(items: list[dict[str, Any]], face_model, margin) -> None:
+    from semanticface.facecrop import DEFAULT_MARGIN, FaceCropper
+    from semanticface.images import read_image
+
+    faceless = []
+    with FaceCropper(face_model, margin=DEFAULT_MARGIN if margin is None else margin) as cropper:
+        for item in items:
+            faces = cropper.faces(read_image(item["path"]))
+            if faces:
+                item["box"] = cropper.box(faces[0]).as_list()
+                item["stamp"].append(item["box"])
+            else:
+                faceless.append(f"{Path(item['path']).name} ({item['where']})")
+    if faceless:
+        shown = "; ".join(faceless[:10]) + (f"; ... ({len(faceless)} in all)" if len(faceless) > 10 else "")
+        raise DatasetError(f"no face found in {len(faceless)} image(s): {shown}")
 
 
 def _from_generator(dataset_cls, generator, **kwargs):
@@ -222,9 +253,18 @@ def _read_image_bytes(path: str, where: str) -> bytes:
 def _image_rows(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for item in items:
         coefficients = FaceCoefficients(np.asarray(item["values"]), frozenset(item["missing"]))
-        row: dict[str, Any] = {"images": [{"bytes": _read_image_bytes(item["path"], item["where"]), "path": None}]}
+        if "box" in item:
+            from semanticface.facecrop import CropBox, png_bytes
+            from semanticface.images import read_image
+
+            data = png_bytes(CropBox(*item["box"]).crop(read_image(item["path"])))
+        else:
+            data = _read_image_bytes(item["path"], item["where"])
+        row: dict[str, Any] = {"images": [{"bytes": data, "path": None}]}
         row.update(coefficients_to_row(coefficients))
         row.update(identity=item["identity"], style=item["style"], source=item["source"], renderer=None)
+        if "box" in item:
+            row["crop_box"] = item["box"]
         yield row
 
 
@@ -253,10 +293,18 @@ def load_llf_video(
     timecode_rate: int = 60,
     tolerance: float | None = None,
     max_frames: int | None = None,
+    face_model: str | Path | None = None,
+    crop_margin: float | None = None,
+    calibrate: str | int | None = None,
 ):
     """Pair a Live Link Face CSV with its video's frames by time; returns ``(dataset, unmatched)``.
 
-    ``frames`` is a folder of images or a video file (needs OpenCV). Frames named by number count from the
+    ``face_model`` (MediaPipe's ``face_landmarker.task``) crops every frame to the tracked face as
+    ``semanticface predict`` does and adds the ``crop_box`` column; frames without a face go to ``unmatched``
+    (labelled "no face"). ``calibrate`` removes the capture's rest offsets first
+    (:mod:`semanticface.calibration`): ``"auto"`` (a low percentile per channel) or the index of a neutral frame.
+
+    ``frames`` is a folder of images or a video file (needs PyAV). Frames named by number count from the
     first CSV timecode at ``video_fps`` (default: the recording's rate); frames named by timecode use it directly.
     Each frame takes the nearest capture row within ``tolerance`` seconds (default half the shorter frame period); frames
     with none (e.g. where tracking was lost) are returned in ``unmatched`` and left out.
@@ -272,6 +320,7 @@ def load_llf_video(
         raise DatasetError(str(error)) from error
     if len(take) == 0:
         raise DatasetError(f"{recording}: the recording has no tracked frames")
+    values = _calibrated(take, calibrate)
     times = take.times
     fps = float(video_fps or take.fps)
     # half the finer of the two frame periods: a frame past the end of the capture finds no row
@@ -293,22 +342,72 @@ def load_llf_video(
         best = min((j for j in (k - 1, k) if 0 <= j < len(sorted_times)), key=lambda j: abs(sorted_times[j] - t))
         if abs(sorted_times[best] - t) <= tol + 1e-9:
             row = int(order[best])
-            matched.append({"label": label, "loader": loader, "row": row, "timecode": take.timecodes[row]})
+            matched.append(
+                {"label": label, "loader": loader, "row": row, "timecode": take.timecodes[row], "time": float(t)}
+            )
         else:
             unmatched.append(label)
         if max_frames and len(matched) >= max_frames:
             break
     if not matched:
         raise DatasetError(f"no frame of {frames} falls within {tol:.3f} s of a tracked row of {recording}")
+    schema = features()
+    if face_model is not None:
+        from semanticface.facecrop import crop_features
+
+        matched, faceless = _track_faces(matched, face_model, crop_margin)
+        unmatched += [f"{label} (no face)" for label in faceless]
+        if not matched:
+            raise DatasetError(f"no face found in any matched frame of {frames}")
+        schema = crop_features()
     source = f"llf-video:{Path(recording).name}"
     dataset = _from_generator(
         Dataset,
         _video_rows,
-        features=features(),
-        gen_kwargs={"matched": matched, "values": take.values, "source": source},
-        fingerprint=_fingerprint(recording, frames, matched, fps, tol),
+        features=schema,
+        gen_kwargs={"matched": matched, "values": values, "source": source},
+        fingerprint=_fingerprint(recording, frames, matched, fps, tol) + f"-{calibrate}-{face_model is not None}",
     )
     return dataset, unmatched
+
+
+def _calibrated(take, calibrate: str | int | None) -> np.ndarray:
+    from semanticface.calibration import NeutralCalibration
+
+    if calibrate is None or calibrate == "none":
+        return take.values
+    if calibrate == "auto":
+        return NeutralCalibration.from_recording(take.values, source=take.path).apply_array(take.values)
+    if isinstance(calibrate, int) and not isinstance(calibrate, bool):
+        if not 0 <= calibrate < len(take):
+            raise DatasetError(f"{take.path}: neutral frame {calibrate} is out of range ({len(take)} frames)")
+        return NeutralCalibration.from_frame(take.frame(calibrate)).apply_array(take.values)
+    raise DatasetError(f"calibrate must be None, 'auto' or a frame index, got {calibrate!r}")
+
+
+def _track_faces(matched: list[dict[str, Any]], face_model, margin) -> tuple[list[dict[str, Any]], list[str]]:
+    """Find the face in every matched frame, in time order (tracked, box smoothed as in predict)."""
+    from semanticface.facecrop import DEFAULT_MARGIN, BoxTracker, FaceCropper
+
+    kept, faceless = [], []
+    reader, tracker = _FrameReader(), BoxTracker()
+    is_video = any(item["loader"][0] == "video" for item in matched)
+    try:
+        with FaceCropper(face_model, video=is_video, margin=DEFAULT_MARGIN if margin is None else margin) as cropper:
+            for item in matched:
+                image = reader.image(item["loader"])
+                faces = cropper.faces(image, item["time"])
+                if not faces:
+                    tracker.lost()
+                    faceless.append(item["label"])
+                    continue
+                box = cropper.box(faces[0])
+                if is_video:
+                    box = tracker.update(box, item["time"])
+                kept.append({**item, "box": box.as_list()})
+    finally:
+        reader.close()
+    return kept, faceless
 
 
 def _fingerprint(recording, frames, matched, fps, tol) -> str:
@@ -348,55 +447,57 @@ def _folder_frames(folder: Path, start: float, fps: float, timecode_rate: int):
 
 
 def _video_frames(path: Path, start: float, video_fps: float | None):
+    from semanticface.errors import ConfigError
+    from semanticface.video import video_info
+
     try:
-        import cv2
-    except ImportError:
-        raise DatasetError(
-            f"{path}: reading video files needs OpenCV (pip install 'semanticface[mediapipe]' or opencv-python); "
-            "or extract frames first: ffmpeg -i take.mov frames/%06d.png"
-        ) from None
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise DatasetError(f"{path}: OpenCV cannot open this video")
-    fps = float(video_fps or capture.get(cv2.CAP_PROP_FPS) or 0)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    capture.release()
-    if fps <= 0 or count <= 0:
-        raise DatasetError(f"{path}: cannot tell the video's frame rate or length (pass video_fps)")
-    return [(f"{path.name}#{k}", start + k / fps, ("video", str(path), k)) for k in range(count)]
+        info = video_info(path)
+    except ConfigError as error:
+        raise DatasetError(f"{path}: {error}; or extract frames first: ffmpeg -i take.mov frames/%06d.png") from None
+    fps = float(video_fps or info.fps)
+    if info.frame_count <= 0:
+        raise DatasetError(f"{path}: cannot tell the video's length")
+    return [(f"{path.name}#{k}", start + k / fps, ("video", str(path), k)) for k in range(info.frame_count)]
 
 
 class _FrameReader:
     """Reads frames from image files, or forward through a video (matched frames come in ascending order)."""
 
     def __init__(self) -> None:
-        self.capture = None
+        self.frames: Iterator[Any] | None = None
         self.path: str | None = None
         self.position = 0
 
-    def read(self, loader: tuple) -> bytes:
+    def image(self, loader: tuple) -> Image.Image:
+        """The frame as an upright RGB image."""
         if loader[0] == "file":
-            return _read_image_bytes(loader[1], loader[1])
-        import cv2
+            from semanticface.images import read_image
+
+            return read_image(loader[1])
+        from semanticface.video import iter_frames
 
         path, index = loader[1], loader[2]
-        if self.capture is None or self.path != path or index < self.position:
+        if self.frames is None or self.path != path or index < self.position:
             self.close()
-            self.capture, self.path, self.position = cv2.VideoCapture(path), path, 0
-        frame = None
-        while self.position <= index:
-            ok, frame = self.capture.read()
-            self.position += 1
-            if not ok:
-                raise DatasetError(f"{path}: cannot decode frame {self.position - 1}")
-        buffer = io.BytesIO()
-        Image.fromarray(frame[:, :, ::-1]).save(buffer, format="PNG", compress_level=1)
-        return buffer.getvalue()
+            self.frames, self.path, self.position = iter_frames(path, start=index), path, index
+        for frame in self.frames:
+            self.position = frame.index + 1
+            if frame.index == index:
+                return frame.image
+        raise DatasetError(f"{path}: cannot decode frame {index}")
+
+    def read(self, loader: tuple, box: list[float] | None = None) -> bytes:
+        if loader[0] == "file" and box is None:
+            return _read_image_bytes(loader[1], loader[1])
+        from semanticface.facecrop import CropBox, png_bytes
+
+        image = self.image(loader)
+        return png_bytes(CropBox(*box).crop(image) if box is not None else image)
 
     def close(self) -> None:
-        if self.capture is not None:
-            self.capture.release()
-            self.capture = None
+        if self.frames is not None:
+            self.frames.close()  # type: ignore[attr-defined]
+            self.frames = None
 
 
 def _video_rows(matched: list[dict[str, Any]], values: np.ndarray, source: str):
@@ -404,9 +505,12 @@ def _video_rows(matched: list[dict[str, Any]], values: np.ndarray, source: str):
     try:
         for item in matched:
             coefficients = FaceCoefficients(values[item["row"]])
-            row: dict[str, Any] = {"images": [{"bytes": reader.read(item["loader"]), "path": None}]}
+            image = reader.read(item["loader"], item.get("box"))
+            row: dict[str, Any] = {"images": [{"bytes": image, "path": None}]}
             row.update(coefficients_to_row(coefficients))
             row.update(identity=-1, style="video", source=f"{source}@{item['timecode']}", renderer=None)
+            if "box" in item:
+                row["crop_box"] = item["box"]
             yield row
     finally:
         reader.close()
