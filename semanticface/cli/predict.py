@@ -361,7 +361,15 @@ def _predict_batch(batch, preparer, predictor, options, smoother, calibration, w
             if final is not raw and raw is not None:
                 record["raw_coefficients"] = raw.to_dict()
         else:
-            record.update({"coefficients": None, "parse_ok": False, "issues": ["no face found"]})
+            record.update(
+                {
+                    "coefficients": None,
+                    "description": "",
+                    "raw_text": "",
+                    "parse_ok": False,
+                    "issues": ["no face found"],
+                }
+            )
         record["coefficients"] = final.to_dict() if final is not None else None
         writer.write(item.seconds, final, record)
         if args.neutral == "auto":
