@@ -203,3 +203,32 @@ def test_photos_exif_rotated_without_a_face_and_with_two_faces(
     assert main(["predict", str(photos / "c_two.png"), "--out", str(index1), *common, "--face-index", "1"]) == 0
     (record,) = _records(index1)
     assert abs(record["crop_box"][0] + record["crop_box"][2] / 2 - 385) < 25 and record["crop_box"][2] < 200
+
+
+def test_neutral_calibration_when_predicting(coefficient_model, tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, colour in enumerate(("red", "green", "blue")):
+        Image.new("RGB", (48, 48), colour).save(frames / f"{i:03d}.png")
+    common = ["predict", str(frames), "--model", str(coefficient_model), "--decoding", "forced", "--no-crop"]
+    out = tmp_path / "by_frame.jsonl"
+    assert main([*common, "--out", str(out), "--neutral-frame", "0"]) == 0
+    assert "neutral calibration from neutral image" in capsys.readouterr().err
+    first = _records(out)[0]
+    raw = first["raw_coefficients"]
+    # The neutral frame itself reads 0 on every channel whose rest value could be removed (< 0.95).
+    assert all(
+        first["coefficients"][name] == 0.0
+        for name, value in raw.items()
+        if value < 0.95 and name in first["coefficients"]
+    )
+    auto = tmp_path / "auto.csv"
+    assert main([*common, "--out", str(auto), "--neutral", "auto"]) == 0
+    from semanticface.llf import read_llf
+
+    calibrated = read_llf(auto).values[:, :52]
+    plain = tmp_path / "plain.csv"
+    assert main([*common, "--out", str(plain)]) == 0
+    assert np.all(calibrated <= read_llf(plain).values[:, :52] + 1e-9) and calibrated.min() == 0.0
+    assert main([*common, "--out", str(auto), "--neutral", "auto", "--neutral-frame", "0"]) == 1
+    assert "--neutral auto computes its own rest values" in capsys.readouterr().err

@@ -284,19 +284,22 @@ def run(args: argparse.Namespace) -> int:
     smoother = None
     if method == "one-euro":
         smoother = OneEuroFilter(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff)
+    if args.neutral == "auto" and (args.neutral_frame is not None or args.neutral_image is not None):
+        raise ConfigError("--neutral auto computes its own rest values: drop --neutral-frame/--neutral-image")
     report = Report()
     preparer = FramePreparer(args, source.is_video, report)
-    predictor = SemanticFacePredictor.from_pretrained(
-        args.model,
-        dtype=args.dtype,
-        device=args.device,
-        decoding=args.decoding,
-        trust_remote_code=args.trust_remote_code,
-    )
-    options = GenerationOptions(max_new_tokens=args.max_new_tokens, number_estimate=args.numbers)
-    calibration = _calibration_from_image(args, predictor, options, preparer, source)
+    calibration = None
     kept: list[tuple[float, FaceCoefficients | None, dict[str, Any]]] = []  # for --neutral auto's rewrite
     try:
+        predictor = SemanticFacePredictor.from_pretrained(
+            args.model,
+            dtype=args.dtype,
+            device=args.device,
+            decoding=args.decoding,
+            trust_remote_code=args.trust_remote_code,
+        )
+        options = GenerationOptions(max_new_tokens=args.max_new_tokens, number_estimate=args.numbers)
+        calibration = _calibration_from_image(args, predictor, options, preparer, source)
         with (
             ResultWriter(out) as writer,
             tqdm(total=source.total or None, unit="frame", desc="predict", file=sys.stderr) as bar,
@@ -389,7 +392,7 @@ def _rewrite_calibrated(out: Path, kept: list, percentile: float) -> NeutralCali
     if not observed:
         return None
     calibration = NeutralCalibration.from_recording(np.stack(observed), percentile=percentile)
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f"{out.stem}.partial{out.suffix}")
     with ResultWriter(partial) as writer:
         for seconds, coefficients, record in kept:
             calibrated = calibration.apply(coefficients) if coefficients is not None else None
