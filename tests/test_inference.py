@@ -121,7 +121,7 @@ def test_bad_inputs_raise_typed_errors(full: SemanticFacePredictor, tiny_model_d
         merge_adapter(tiny_model_dir, tmp_path / "x")
     with pytest.raises(ConfigError):
         SemanticFacePredictor.from_pretrained(tmp_path / "does-not-exist")
-    with pytest.raises(DatasetError, match="cannot read image"):
+    with pytest.raises(DatasetError, match=r"missing\.png: cannot read the file"):
         full.predict([tmp_path / "missing.png"])
     with pytest.raises(ConfigError, match="do_sample"):
         GenerationOptions(num_return_sequences=2)
