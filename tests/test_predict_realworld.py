@@ -232,3 +232,35 @@ def test_neutral_calibration_when_predicting(coefficient_model, tmp_path, capsys
     assert np.all(calibrated <= read_llf(plain).values[:, :52] + 1e-9) and calibrated.min() == 0.0
     assert main([*common, "--out", str(auto), "--neutral", "auto", "--neutral-frame", "0"]) == 1
     assert "--neutral auto computes its own rest values" in capsys.readouterr().err
+
+
+def test_video_crop_follows_the_face_and_a_faceless_frame_is_tracking_lost(
+    coefficient_model, face_model, ict_face, tmp_path, capsys
+):
+    av = pytest.importorskip("av", reason="video input needs PyAV (pip install 'semanticface[video]')")
+    video = tmp_path / "walk.mp4"
+    container = av.open(str(video), "w")
+    stream = container.add_stream("mpeg4", rate=Fraction(24000, 1001))
+    stream.width, stream.height, stream.pix_fmt = 480, 320, "yuv420p"
+    xs = [40, 60, 80, 100, None, 140, 160, 180]  # the face walks right; frame 4 has no face
+    for x in xs:
+        frame = _photo([(ict_face, (x, 60))] if x is not None else [])
+        for packet in stream.encode(av.VideoFrame.from_image(frame)):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    out = tmp_path / "walk.jsonl"
+    argv = ["predict", str(video), "--model", str(coefficient_model), "--out", str(out), "--decoding", "forced"]
+    assert main([*argv, "--face-model", str(face_model)]) == 0
+    records = _records(out)
+    assert len(records) == len(xs)
+    assert records[4]["tracking_lost"] and records[4]["faces"] == 0 and records[4]["coefficients"] is None
+    centres = [r["crop_box"][0] + r["crop_box"][2] / 2 for r in records if r["crop_box"] is not None]
+    assert np.all(np.diff(centres[:4]) > 0) and np.all(np.diff(centres[4:]) > 0)  # it follows the face
+    assert abs(centres[-1] - (180 + 100)) < 30  # after the gap the box starts again on the face, not gliding
+    assert "no face found in 1 frame(s)" in capsys.readouterr().err
+    csv = tmp_path / "walk.csv"
+    assert main([*argv[:-4], "--out", str(csv), "--decoding", "forced", "--face-model", str(face_model)]) == 0
+    lines = csv.read_text().splitlines()
+    assert len(lines) == 1 + len(xs) and lines[5] == f"{timecode_at(4 * 1001 / 24000)},0"
