@@ -35,16 +35,35 @@ class _Blob:
         return start
 
 
-def build_ict_glb(rig, path, *, meshopt: bool = True, quantize: bool = True, required_extra: tuple[str, ...] = ()):
+def exponential_encode(values: np.ndarray) -> np.ndarray:
+    """meshopt's EXPONENTIAL filter, encoding side: each float as a signed 24-bit mantissa and an 8-bit exponent."""
+    values = np.asarray(values, np.float64)
+    _, exponent = np.frexp(values)  # |value| < 2**exponent
+    exponent = np.where(values == 0, 0, exponent - 23).astype(np.int64)  # 23 bits of mantissa plus the sign
+    mantissa = np.round(values / np.exp2(exponent)).astype(np.int64)
+    mantissa = np.clip(mantissa, -(2**23), 2**23 - 1)
+    return ((exponent << 24) | (mantissa & 0xFFFFFF)).astype(np.uint32).view(np.int32)
+
+
+def build_ict_glb(
+    rig,
+    path,
+    *,
+    meshopt: bool = True,
+    quantize: bool = True,
+    exponential: bool = False,
+    required_extra: tuple[str, ...] = (),
+):
     """Write the ICT ``MeshRig`` as a Face Cap-style GLB; returns the world positions (metres, Y-up) per vertex
-    of the written parts, in the reader's order, for comparison."""
+    of the written parts, in the reader's order, for comparison. ``exponential`` (float, meshopt) stores the
+    vertex data through meshopt's EXPONENTIAL filter, as gltfpack does for morph targets."""
     import meshoptimizer
     import pygltflib as g
 
     blob, fallback_size = _Blob(bytearray()), [0]
     views, accessors = [], []
 
-    def dense_view(raw: np.ndarray, stride: int, mode: str, target: int | None) -> int:
+    def dense_view(raw: np.ndarray, stride: int, mode: str, target: int | None, filter_: str | None = None) -> int:
         raw_bytes = np.ascontiguousarray(raw).tobytes()
         if not meshopt:
             views.append(g.BufferView(buffer=0, byteOffset=blob.add(raw_bytes), byteLength=len(raw_bytes),
@@ -59,6 +78,8 @@ def build_ict_glb(rig, path, *, meshopt: bool = True, quantize: bool = True, req
         fallback_size[0] += -fallback_size[0] % 4
         ext = {"buffer": 0, "byteOffset": start, "byteLength": len(encoded), "byteStride": stride, "count": count,
                "mode": mode}  # fmt: skip
+        if filter_:
+            ext["filter"] = filter_
         views.append(g.BufferView(buffer=1, byteOffset=fallback_size[0], byteLength=len(raw_bytes),
                                   byteStride=stride if mode == "ATTRIBUTES" else None, target=target,
                                   extensions={"EXT_meshopt_compression": ext}))  # fmt: skip
@@ -86,6 +107,9 @@ def build_ict_glb(rig, path, *, meshopt: bool = True, quantize: bool = True, req
             view = dense_view(q, 8, "ATTRIBUTES", g.ARRAY_BUFFER)
             accessors.append(g.Accessor(bufferView=view, componentType=g.SHORT, normalized=True,
                                         count=len(values), type=g.VEC3))  # fmt: skip
+        elif exponential and meshopt:
+            view = dense_view(exponential_encode(values / scale), 12, "ATTRIBUTES", g.ARRAY_BUFFER, "EXPONENTIAL")
+            accessors.append(g.Accessor(bufferView=view, componentType=g.FLOAT, count=len(values), type=g.VEC3))
         else:
             f = np.zeros((len(values), 4), np.float32)
             f[:, :3] = values / scale

@@ -128,6 +128,16 @@ def test_required_extension_that_cannot_be_read_is_named(ict, tmp_path):
     assert np.abs(read_gltf(plain).vertices - expected).max() < 1e-6  # float, uncompressed: exact
 
 
+def test_meshopt_exponential_filter_decodes(ict, tmp_path):
+    path = tmp_path / "exp.glb"
+    expected = build_ict_glb(ict, path, quantize=False, exponential=True)
+    assert b'"EXPONENTIAL"' in path.read_bytes()
+    mesh = read_gltf(path)
+    assert np.abs(mesh.vertices - expected).max() < 1e-6  # 24-bit mantissas: float precision
+    coeffs = NEUTRAL.replace(jawOpen=0.7, eyeBlinkLeft=0.5)
+    assert np.abs(load_gltf_rig(path).deform(coeffs) - _ict_parts(ict, ict.deform(coeffs)) * 0.01).max() < 1e-6
+
+
 @pytest.mark.skipif(shutil.which("gltf-transform") is None, reason="gltf-transform CLI (npm) not on PATH")
 def test_a_file_compressed_by_gltf_transform_reads_the_same(ict, tmp_path):
     plain = tmp_path / "plain.glb"
