@@ -36,6 +36,7 @@ from typing import Union
 import numpy as np
 
 from semanticface.coefficients import FaceCoefficients, channel_range
+from semanticface.compact import BLOCK_STYLES, CLOSE, OPEN, SEPARATOR, compact_block
 from semanticface.errors import ConfigError, OutputParseError, SemanticFaceError, UnknownChannelError
 from semanticface.prompts import render
 from semanticface.schema import (
@@ -73,6 +74,13 @@ class TargetConfig:
     template_dir: str | None = field(
         default=None, metadata={"help": "Directory of Jinja templates overriding the shipped prompts/ ones."}
     )
+    block_style: str = field(
+        default="json",
+        metadata={
+            "help": "Coefficient block: 'json' (keyed JSON object) or 'compact' (values only, in channel order, "
+            "as integers in units of 10^-decimals; see semanticface.compact)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.target_format not in TARGET_FORMATS:
@@ -87,6 +95,8 @@ class TargetConfig:
             ) from None
         if self.template_dir is not None:
             self.template_dir = str(self.template_dir)
+        if self.block_style not in BLOCK_STYLES:
+            raise ConfigError(f"block_style must be one of {BLOCK_STYLES}, got {self.block_style!r}")
 
     def channels(self) -> tuple[str, ...]:
         """Canonical channels of the block, in order (those the key dialect cannot spell are left out)."""
@@ -123,7 +133,10 @@ def format_value(value: float, decimals: int) -> str:
 
 
 def coefficient_block(coefficients: FaceCoefficients, config: TargetConfig) -> str:
-    """The one-line JSON block (values quantised to ``config.decimals``; missing channels left out)."""
+    """The one-line block (values quantised to ``config.decimals``; missing channels left out): JSON, or the
+    compact block (:mod:`semanticface.compact`) with ``block_style="compact"``."""
+    if config.block_style == "compact":
+        return compact_block(coefficients, config)
     quantized = coefficients.quantized(config.decimals)
     channels, _, quoted = _block_keys(config.include_pose, config.key_dialect)
     values, missing, decimals = quantized.values, quantized.missing, config.decimals
@@ -145,6 +158,7 @@ def _context(sections: Mapping[str, str], block: str, config: TargetConfig) -> d
         "coefficients": block,
         "decimals": config.decimals,
         "include_pose": config.include_pose,
+        "block_style": config.block_style,
     }
 
 
@@ -204,12 +218,22 @@ class Number:
     decimals: int
     minimum: float
     maximum: float
+    integer: bool = False  # written as an integer count of 10**-decimals (the compact block)
+    end: str = ""  # text that ends the value and belongs to the slot (the compact block's ',' or ']')
 
     @property
     def pattern(self) -> str:
         """Regular expression of the value text (sign only where the range allows negatives)."""
         sign = "-?" if self.minimum < 0 else ""
-        return sign + r"\d+" + (rf"\.\d{{{self.decimals}}}" if self.decimals else "")
+        if self.integer:
+            return sign + r"\d+" + re.escape(self.end)
+        return sign + r"\d+" + (rf"\.\d{{{self.decimals}}}" if self.decimals else "") + re.escape(self.end)
+
+    def format(self, value: float) -> str:
+        """The slot's text for an already quantised value (terminator included)."""
+        if self.integer:
+            return str(int(round(value * 10**self.decimals))) + self.end
+        return format_value(value, self.decimals) + self.end
 
 
 Segment = Union[Literal, FreeText, Number]  # noqa: UP007 - a runtime alias usable in isinstance-free unions
@@ -221,11 +245,22 @@ _SENTINEL = re.compile("\x00([FN])(\\d+)\x00")
 
 
 @functools.lru_cache(maxsize=64)
-def _skeleton(target_format: str, decimals: int, include_pose: bool, key_dialect: str, template_dir: str | None):
-    config = TargetConfig(target_format, decimals, include_pose, key_dialect, template_dir)
+def _skeleton(
+    target_format: str,
+    decimals: int,
+    include_pose: bool,
+    key_dialect: str,
+    template_dir: str | None,
+    block_style: str = "json",
+):
+    config = TargetConfig(target_format, decimals, include_pose, key_dialect, template_dir, block_style)
     names = SECTION_NAMES if target_format == "semantic" else ()
     sections = {name: f"\x00F{i}\x00" for i, name in enumerate(names)}
-    block = "{" + ", ".join(f"{json.dumps(k)}: \x00N{i}\x00" for i, k in enumerate(config.keys())) + "}"
+    compact = block_style == "compact"
+    if compact:  # each value slot owns its terminator (',' or ']'): no literal between values
+        block = OPEN + "".join(f"\x00N{i}\x00" for i in range(len(config.keys())))
+    else:
+        block = "{" + ", ".join(f"{json.dumps(k)}: \x00N{i}\x00" for i, k in enumerate(config.keys())) + "}"
     text = render("target.j2", _context(sections, block, config), template_dir)
     channels, keys = config.channels(), config.keys()
     segments: list[Segment] = []
@@ -240,7 +275,8 @@ def _skeleton(target_format: str, decimals: int, include_pose: bool, key_dialect
             segments.append(FreeText(names[index], FREE_TEXT_LIMITS[names[index]], ""))
         else:
             low, high = channel_range(channels[index])
-            segments.append(Number(channels[index], keys[index], decimals, low, high))
+            end = (SEPARATOR if index < len(channels) - 1 else CLOSE) if compact else ""
+            segments.append(Number(channels[index], keys[index], decimals, low, high, compact, end))
         pos = match.end()
     if pos < len(text):
         segments.append(Literal(text[pos:]))
@@ -261,7 +297,14 @@ def target_skeleton(config: TargetConfig | None = None) -> list[Segment]:
     """
     config = config or TargetConfig()
     return list(
-        _skeleton(config.target_format, config.decimals, config.include_pose, config.key_dialect, config.template_dir)
+        _skeleton(
+            config.target_format,
+            config.decimals,
+            config.include_pose,
+            config.key_dialect,
+            config.template_dir,
+            config.block_style,
+        )
     )
 
 
@@ -280,7 +323,7 @@ def fill_skeleton(
                 value = float(numbers.quantized(segment.decimals)[segment.channel])
             else:
                 value = float(numbers[segment.channel])
-            out.append(format_value(value, segment.decimals))
+            out.append(segment.format(value))
     return "".join(out)
 
 
@@ -494,3 +537,13 @@ def parse_semanticface_release(text: str) -> ParsedOutput:
     """Read the SemanticFace release's output: a markdown analysis, then one JSON object of the 61 Live Link
     Face PascalCase keys at 1 decimal. All 61 channels are expected."""
     return parse_output(text, expected_channels=CHANNELS)
+
+
+def parse_target(text: str, config: TargetConfig) -> ParsedOutput:
+    """Read the output of a model trained on ``config``'s targets: :func:`parse_output` for the JSON block (the
+    config's channels expected), :func:`semanticface.compact.parse_compact_output` for the compact one."""
+    if config.block_style == "compact":
+        from semanticface.compact import parse_compact_output
+
+        return parse_compact_output(text, config)
+    return parse_output(text, expected_channels=config.channels())

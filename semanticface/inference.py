@@ -364,10 +364,10 @@ class SemanticFacePredictor:
         return list(result.texts), list(result.num_tokens)
 
     def _parse(self, text: str, num_tokens: int, seconds: float) -> Prediction:
-        from semanticface.contract import parse_output
+        from semanticface.contract import parse_target
 
         try:
-            parsed = parse_output(text, expected_channels=self.target_config.channels())
+            parsed = parse_target(text, self.target_config)
         except OutputParseError as error:
             return Prediction(None, _description_part(text), text, [str(error), *error.issues], num_tokens, seconds)
         return Prediction(parsed.coefficients, parsed.description, text, list(parsed.issues), num_tokens, seconds)

@@ -218,7 +218,7 @@ def forced_generate(
                 continue
             before = batch.forward_passes
             if isinstance(segment, Number):
-                grammar = _grammar(table, segment.minimum, segment.maximum, segment.decimals)
+                grammar = _grammar(table, segment)
                 slots: list[Any] = [NumberSlot(grammar, quantile) for _ in range(rows)]
             elif isinstance(segment, FreeText):
                 # max_chars tokens: a bound as loose as the field itself (a token rarely spells less than a character).
@@ -304,14 +304,16 @@ def _run_slot(
             pending[row].extend(slots[row].advance(token))
 
 
-_GRAMMARS: dict[tuple[int, float, float, int], NumberGrammar] = {}
+_GRAMMARS: dict[tuple[int, float, float, int, bool, str], NumberGrammar] = {}
 
 
-def _grammar(table: TokenTable, low: float, high: float, decimals: int) -> NumberGrammar:
+def _grammar(table: TokenTable, slot: Number) -> NumberGrammar:
     # Kept across calls: each grammar caches the allowed tokens of every trie node it has visited.
-    key = (id(table), low, high, decimals)
+    key = (id(table), slot.minimum, slot.maximum, slot.decimals, slot.integer, slot.end)
     if key not in _GRAMMARS or _GRAMMARS[key].table is not table:
-        _GRAMMARS[key] = NumberGrammar(low, high, decimals, table)
+        _GRAMMARS[key] = NumberGrammar(
+            slot.minimum, slot.maximum, slot.decimals, table, integer=slot.integer, end=slot.end
+        )
     return _GRAMMARS[key]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from semanticface.decoding.vocab import TokenTable
+from semanticface.decoding.vocab import NUMBER_CHARS, TokenTable
 from semanticface.errors import ConfigError
 
 
@@ -34,33 +34,67 @@ class _Node:
         self.low, self.high = min(self.low, value), max(self.high, value)
 
 
-def number_strings(low: float, high: float, decimals: int) -> list[str]:
-    """Every valid rendering of a value in [low, high] at ``decimals`` places, as the output contract writes it."""
+def number_strings(low: float, high: float, decimals: int, *, integer: bool = False, end: str = "") -> list[str]:
+    """Every valid rendering of a value in [low, high] at ``decimals`` places, as the output contract writes it.
+
+    ``integer``: written as an integer count of ``10**-decimals`` (``0.37`` -> ``37``, the compact block); ``end``:
+    a terminator that is part of the slot. Integers are not of fixed length (``1`` is a prefix of ``10``), so an
+    integer slot needs its terminator to keep the strings prefix-free.
+    """
     if decimals < 0 or high < low:
         raise ConfigError(f"invalid number slot: range [{low}, {high}] with {decimals} decimals")
+    if integer and not end:
+        raise ConfigError("an integer number slot needs a terminator (end) to be prefix-free")
     scale = 10**decimals
     first = int((Decimal(str(low)) * scale).to_integral_value(rounding="ROUND_CEILING"))
     last = int((Decimal(str(high)) * scale).to_integral_value(rounding="ROUND_FLOOR"))
-    return [f"{Decimal(k).scaleb(-decimals):.{decimals}f}" for k in range(first, last + 1)]
+    if integer:
+        return [f"{k}{end}" for k in range(first, last + 1)]
+    return [f"{Decimal(k).scaleb(-decimals):.{decimals}f}{end}" for k in range(first, last + 1)]
+
+
+_SPELLING: dict[tuple[int, str], tuple[TokenTable, dict[int, str]]] = {}
+
+
+def spelling_tokens(table: TokenTable, end: str) -> dict[int, str]:
+    """Tokens that may spell a number slot ending in ``end``: the number tokens, plus the tokens made of number
+    characters and ``end``'s characters whose lone decoding is exact (cached per table and terminator)."""
+    if not end:
+        return table.number_tokens
+    key = (id(table), end)
+    hit = _SPELLING.get(key)
+    if hit is None or hit[0] is not table:
+        chars = NUMBER_CHARS | set(end)
+        tokens = dict(table.number_tokens)
+        for i in table.exact_ids:
+            text = table.strings[i]
+            if text and set(text) <= chars and i not in tokens:
+                tokens[i] = text
+        hit = (table, tokens)
+        _SPELLING[key] = hit
+    return hit[1]
 
 
 class NumberGrammar:
     """Trie of the valid strings of one (low, high, decimals) slot kind, with per-node token tables cached."""
 
-    def __init__(self, low: float, high: float, decimals: int, table: TokenTable) -> None:
+    def __init__(
+        self, low: float, high: float, decimals: int, table: TokenTable, *, integer: bool = False, end: str = ""
+    ) -> None:
         self.root = _Node()
-        for text in number_strings(low, high, decimals):
-            value, node = float(text), self.root
+        for text in number_strings(low, high, decimals, integer=integer, end=end):
+            value, node = float(text[: len(text) - len(end)]), self.root
             node.include(value)
             for char in text:
                 node = node.children.setdefault(char, _Node())
                 node.include(value)
         self.table = table
+        self.tokens = spelling_tokens(table, end)  # id -> text of the tokens that may spell this slot
         self._allowed: dict[int, tuple[list[int], list[_Node]]] = {}
         self._forced: dict[int, tuple[list[int], _Node]] = {}
         self._ordered: dict[int, list[int]] = {}
-        self.describe = f"[{low:g}, {high:g}] at {decimals} decimals"
-        self._by_text = {text: i for i, text in table.number_tokens.items()}
+        self.describe = f"[{low:g}, {high:g}] at {decimals} decimals" + (" as an integer" if integer else "")
+        self._by_text = {text: i for i, text in self.tokens.items()}
 
     def walk(self, node: _Node, text: str) -> _Node | None:
         for char in text:
@@ -74,7 +108,7 @@ class NumberGrammar:
         key = id(node)
         if key not in self._allowed:
             ids, ends = [], []
-            for token_id, text in self.table.number_tokens.items():
+            for token_id, text in self.tokens.items():
                 end = self.walk(node, text)
                 if end is not None:
                     ids.append(token_id)

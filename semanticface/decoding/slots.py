@@ -30,7 +30,7 @@ class NumberSlot:
         self.text = ""
         forced, self.node = grammar.forced(grammar.root)
         self.start_tokens = forced
-        self.text = "".join(grammar.table.number_tokens[t] for t in forced)
+        self.text = "".join(grammar.tokens[t] for t in forced)
         self.sampled = 0
 
     @property
@@ -48,10 +48,10 @@ class NumberSlot:
     def advance(self, token: int) -> list[int]:
         ids, ends = self.grammar.allowed(self.node)
         self.node = ends[ids.index(token)]
-        self.text += self.grammar.table.number_tokens[token]
+        self.text += self.grammar.tokens[token]
         self.sampled += 1
         forced, self.node = self.grammar.forced(self.node)
-        self.text += "".join(self.grammar.table.number_tokens[t] for t in forced)
+        self.text += "".join(self.grammar.tokens[t] for t in forced)
         return [token, *forced]
 
 

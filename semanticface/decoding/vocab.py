@@ -21,6 +21,7 @@ class TokenTable:
     strings: tuple[str, ...]
     number_tokens: dict[int, str]
     special_ids: frozenset[int]
+    exact_ids: frozenset[int] = frozenset()  # ids whose lone decoding is the token itself (no space marker)
 
     @property
     def size(self) -> int:
@@ -42,6 +43,7 @@ def token_table(tokenizer: Any) -> TokenTable:
     special = set(tokenizer.all_special_ids)
     # Added tokens (image placeholders, chat markers) are control tokens even when not flagged as special.
     special |= {i for i in getattr(tokenizer, "added_tokens_decoder", {}) if i < size}
-    table = TokenTable(strings, number_tokens, frozenset(special))
+    exact = frozenset(i for i, (s, r) in enumerate(zip(strings, raw)) if s and r == s)
+    table = TokenTable(strings, number_tokens, frozenset(special), exact)
     _CACHE[id(tokenizer)] = (tokenizer, table)
     return table

@@ -20,7 +20,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import TargetConfig, parse_output
+from semanticface.contract import TargetConfig, parse_output, parse_target
 from semanticface.errors import ConfigError, OutputParseError
 from semanticface.evaluation.metrics import coefficient_metrics
 from semanticface.evaluation.scoring import reference_median, score_with_baselines
@@ -55,12 +55,21 @@ def generation_scores(
 
 
 def score_outputs(
-    texts: list[str], truths: list[Any], channels: tuple[str, ...], *, fill: FaceCoefficients | None = None
+    texts: list[str],
+    truths: list[Any],
+    channels: tuple[str, ...],
+    *,
+    fill: FaceCoefficients | None = None,
+    target_config: TargetConfig | None = None,
 ) -> dict[str, float]:
-    """:func:`generation_scores` of raw output texts, parsed with the target's expected channels."""
+    """:func:`generation_scores` of raw output texts, parsed with the target's expected channels (with
+    ``target_config``, by its block style: :func:`~semanticface.contract.parse_target`)."""
     coefficients: list[FaceCoefficients | None] = []
     for text in texts:
         try:
+            if target_config is not None:
+                coefficients.append(parse_target(text, target_config).coefficients)
+                continue
             coefficients.append(parse_output(text, expected_channels=channels).coefficients)
         except OutputParseError:
             coefficients.append(None)

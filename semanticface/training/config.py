@@ -61,6 +61,10 @@ class DistillScriptArguments:
     template_dir: str | None = field(
         default=None, metadata={"help": "Directory of Jinja templates overriding the shipped prompts/ ones."}
     )
+    block_style: str = field(
+        default="json",
+        metadata={"help": "Coefficient block: 'json' (keyed object) or 'compact' (values in channel order)."},
+    )
     min_pixels: int | None = field(
         default=None, metadata={"help": "Lower bound on the pixels an image is resized to (Qwen-VL processors)."}
     )
@@ -125,4 +129,5 @@ class DistillScriptArguments:
             include_pose=self.include_pose,
             key_dialect=self.key_dialect,
             template_dir=self.template_dir,
+            block_style=self.block_style,
         )
