@@ -99,7 +99,9 @@ def test_compact_skeleton_slots_own_their_terminators() -> None:
         number_strings(0.0, 1.0, 2, integer=True)
 
 
-@pytest.mark.parametrize(("low", "high", "decimals", "end"), [(0.0, 1.0, 2, ","), (-1.0, 1.0, 2, "]"), (0.0, 1.0, 0, ",")])
+@pytest.mark.parametrize(
+    ("low", "high", "decimals", "end"), [(0.0, 1.0, 2, ","), (-1.0, 1.0, 2, "]"), (0.0, 1.0, 0, ",")]
+)
 def test_random_walks_through_an_integer_grammar_give_only_valid_values(tiny_model_dir, low, high, decimals, end):
     from semanticface.decoding import token_table
     from semanticface.modeling import load_processor
@@ -148,7 +150,10 @@ def test_each_leniency_is_recorded_and_the_value_kept() -> None:
         for name, value in values.items():
             assert parsed.coefficients[name] == pytest.approx(value)
     truncated = parse_target(cases["not closed"][0], CONFIG)
-    assert truncated.coefficients.missing >= set(BLENDSHAPES[40:]) and "mouthRollLower" not in truncated.coefficients.missing
+    assert (
+        truncated.coefficients.missing >= set(BLENDSHAPES[40:])
+        and "mouthRollLower" not in truncated.coefficients.missing
+    )
     spaced = parse_target("Coefficients:\n[ " + ", ".join(["5"] * 52) + " ]", CONFIG)
     assert spaced.issues == [] and spaced.coefficients["tongueOut"] == pytest.approx(0.05)
 
