@@ -132,7 +132,12 @@ def _chat_template(architecture: str) -> str:
 
 
 def _model_config(
-    architecture: str, vocab: dict[str, int], vocab_size: int, hidden_size: int = 64, num_layers: int = 2
+    architecture: str,
+    vocab: dict[str, int],
+    vocab_size: int,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    tie_word_embeddings: bool = False,
 ) -> Any:
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
@@ -153,6 +158,7 @@ def _model_config(
         "bos_token_id": None,
         "eos_token_id": vocab["<|im_end|>"],
         "pad_token_id": vocab["<|endoftext|>"],
+        "tie_word_embeddings": tie_word_embeddings,
     }
     if architecture == "qwen3_vl":
         text |= {
@@ -173,7 +179,7 @@ def _model_config(
             "num_position_embeddings": 144,
             "deepstack_visual_indexes": [1],
         }
-        return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
+        return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=tie_word_embeddings, **ids)
     text |= {"rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}}
     if architecture == "qwen2_5_vl":
         vision = {
@@ -218,12 +224,53 @@ def _video_processor_config(architecture: str, image_processor: Any) -> dict[str
     }
 
 
+# Pixel bounds of a tiny model built on a real processor: the real Qwen3-VL one resizes a face to >= 256x256 px
+# (64 image tokens), too many for CPU tests; these give 4 to 16 tokens, like the locally built tiny models.
+TINY_PIXELS = {"qwen3_vl": (32 * 32 * 4, 32 * 32 * 16), "qwen2_5_vl": (28 * 28 * 4, 28 * 28 * 16)}
+
+
+def _real_processor(processor_dir: str | Path, architecture: str) -> tuple[Any, int, dict[str, Any] | None]:
+    """A real checkpoint's processor loaded through ``from_pretrained`` (the same path as a Hub id), the model
+    vocabulary size its ``config.json`` gives (else the tokenizer's length), and its video processor config."""
+    from semanticface.modeling import load_processor
+
+    folder = Path(processor_dir)
+    config_path = folder / "config.json"
+    vocab_size = None
+    if config_path.is_file():
+        config = json.loads(config_path.read_text())
+        if config.get("model_type") != architecture:
+            raise ConfigError(f"{config_path}: model_type {config.get('model_type')!r} is not {architecture!r}")
+        vocab_size = config.get("text_config", config).get("vocab_size")
+    low, high = TINY_PIXELS.get(architecture, (None, None))
+    processor = load_processor(folder, min_pixels=low, max_pixels=high)
+    vocab_size = int(vocab_size or len(processor.tokenizer))
+    if vocab_size < len(processor.tokenizer):
+        raise ConfigError(
+            f"{config_path}: vocab_size {vocab_size} is smaller than the tokenizer ({len(processor.tokenizer)})"
+        )
+    video_path = folder / "video_preprocessor_config.json"
+    video = json.loads(video_path.read_text()) if video_path.is_file() else None
+    return processor, vocab_size, video
+
+
 def build_tiny_model(
-    out_dir: str | Path, architecture: str = "qwen2_5_vl", seed: int = 0, *, hidden_size: int = 64, num_layers: int = 2
+    out_dir: str | Path,
+    architecture: str = "qwen2_5_vl",
+    seed: int = 0,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    processor_dir: str | Path | None = None,
 ) -> Path:
     """Build and save a tiny random ``architecture`` VLM (plus tokenizer and processor) into ``out_dir``.
 
     ``hidden_size`` (a multiple of 32) and ``num_layers`` size the language model; the vision tower is half as wide.
+
+    ``processor_dir``: a real checkpoint's processor files (tokenizer, image processor, chat template, optionally
+    its ``config.json``), e.g. ``../shared/data/qwen3_vl_4b``. The tiny model then has the real vocabulary (its
+    embedding is ``vocab_size`` x ``hidden_size``, tied to the output layer as in Qwen3-VL-4B), the real
+    tokenizer and chat template, and the real image processor with small pixel bounds (:data:`TINY_PIXELS`).
 
     Deterministic for a given ``seed`` and code state. Returns ``out_dir``; load it with
     :func:`semanticface.modeling.load_model_and_processor`.
@@ -239,19 +286,26 @@ def build_tiny_model(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(seed)
-    image_processor = _image_processor(architecture)
-    # The image-only class carries the stock name, so the checkpoint names the stock processor class.
-    processor = image_only_processor_class(architecture)(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=_chat_template(architecture)
-    )
-    config = _model_config(architecture, tokenizer.get_vocab(), len(tokenizer), hidden_size, num_layers)
+    if processor_dir is not None:
+        processor, vocab_size, video_config = _real_processor(processor_dir, architecture)
+        tokenizer, image_processor = processor.tokenizer, processor.image_processor
+    else:
+        tokenizer = _train_tokenizer(seed)
+        image_processor = _image_processor(architecture)
+        # The image-only class carries the stock name, so the checkpoint names the stock processor class.
+        processor = image_only_processor_class(architecture)(
+            image_processor=image_processor, tokenizer=tokenizer, chat_template=_chat_template(architecture)
+        )
+        vocab_size, video_config = len(tokenizer), None
+    tied = processor_dir is not None
+    config = _model_config(architecture, tokenizer.get_vocab(), vocab_size, hidden_size, num_layers, tied)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
-    video_config = _video_processor_config(architecture, image_processor)
+    if video_config is None:
+        video_config = _video_processor_config(architecture, image_processor)
     (out / "video_preprocessor_config.json").write_text(json.dumps(video_config, indent=2) + "\n")
     return out
