@@ -20,6 +20,7 @@ from typing import Any
 
 from trl import ModelConfig, SFTConfig, TrlParser
 
+from semanticface.modeling import load_processor
 from semanticface.training.callbacks import GenerationEvalCallback
 from semanticface.training.config import DistillScriptArguments
 from semanticface.training.data import load_rows, split_rows
@@ -50,16 +51,25 @@ def main(
     )
     # trust_remote_code lives in SFTConfig in TRL >= 1.x (ModelConfig in older releases).
     trust_remote_code = getattr(training_args, "trust_remote_code", getattr(model_args, "trust_remote_code", False))
-    model, processor, peft_config = prepare_model(
-        model_path, model_args, script_args, trust_remote_code=bool(trust_remote_code)
-    )
 
     # Data: semanticface rows -> prompt/completion rows (loss on the completion only) with one image each.
     train_rows, eval_rows = split_rows(*load_rows(script_args), script_args, seed=training_args.seed)
     train_dataset = format_dataset(train_rows, target_config)
     eval_dataset = format_dataset(eval_rows, target_config) if eval_rows is not None else None
-    needed = check_max_length(training_args.max_length, processor, train_dataset)
+    # A max_length that would truncate is refused before the model is loaded: the processor (the model's own
+    # tokenizer and image settings) is enough to measure the longest sequence.
+    length_processor = load_processor(
+        model_path,
+        trust_remote_code=bool(trust_remote_code),
+        min_pixels=script_args.min_pixels,
+        max_pixels=script_args.max_pixels,
+        revision=model_args.model_revision,
+    )
+    needed = check_max_length(training_args.max_length, length_processor, train_dataset)
     logger.info("longest training sequence: %d tokens (max_length=%s)", needed, training_args.max_length)
+    model, processor, peft_config = prepare_model(
+        model_path, model_args, script_args, trust_remote_code=bool(trust_remote_code)
+    )
     if eval_dataset is None:
         training_args.eval_strategy = "no"
 

@@ -237,3 +237,27 @@ def test_compact_semantic_target_costs_under_a_third_of_the_release(real_process
 
     compact, json_block = median_tokens(TargetConfig(block_style="compact")), median_tokens(TargetConfig())
     assert compact <= 323 and json_block > 600, (compact, json_block)
+
+
+def test_paper_config_refuses_a_truncating_max_length_before_loading_the_model(qwen3_vl_4b_dir, faces_dir, tmp_path):
+    """The shared folder has Qwen3-VL-4B's processor but no weights: a truncating max_length is refused with the
+    real tokenizer's lengths; with the config's own max_length the check passes and only loading the weights fails."""
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from semanticface.errors import ConfigError
+    from semanticface.training.config import DistillScriptArguments
+
+    paper = REPO / "recipes" / "configs" / "qwen3vl_4b_lora.yaml"
+    base = [
+        "--config", str(paper), "--model_name_or_path", str(qwen3_vl_4b_dir), "--dataset_name", str(faces_dir),
+        "--dataset_test_split", "validation", "--bf16", "false", "--output_dir", str(tmp_path / "run"),
+        "--report_to", "none", "--dataloader_num_workers", "0",
+    ]  # fmt: skip
+    parser = TrlParser((DistillScriptArguments, SFTConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(args=base)
+    assert (script_args.min_pixels, script_args.max_pixels, training_args.max_length) == (200704, 200704, 2048)
+    recipe = _recipe()
+    with pytest.raises(ConfigError, match=r"max_length=1000 would truncate .* longest needs 1[3-9]\d\d tokens"):
+        recipe.main(*parser.parse_args_and_config(args=[*base, "--max_length", "1000"]))
+    with pytest.raises(ConfigError, match="cannot load an image-text-to-text model"):
+        recipe.main(script_args, training_args, model_args)
