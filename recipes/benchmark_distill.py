@@ -15,6 +15,9 @@ image). Also reports step time and peak RSS. Writes a JSON report.
 
     python recipes/benchmark_distill.py --out outputs/benchmark_distill            # ~30 min on 2 CPU cores
     python recipes/benchmark_distill.py --out /tmp/b --samples 400 --max-steps 20 --vision-pretrain-steps 50  # smoke
+    # compact vs JSON block, paired on the same test faces and seeds, with Qwen3-VL's real tokenizer
+    python recipes/benchmark_distill.py --out outputs/benchmark_blocks --formats semantic:json semantic:compact \
+        --processor-dir ../shared/data/qwen3_vl_4b
 
 Expressions come from the real Live Link Face captures in ../shared/data/llf when present (``--source llf``):
 with the default sparse sampling 94% of values are 0, so predicting all zeros already beats 0.8x the mean.
@@ -34,7 +37,7 @@ import numpy as np
 from transformers import TrainerCallback
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import TargetConfig, parse_output
+from semanticface.contract import TargetConfig, parse_target
 from semanticface.errors import OutputParseError
 from semanticface.inference import SemanticFacePredictor
 from semanticface.modeling import build_tiny_model
@@ -119,13 +122,17 @@ def blendshapes(coefficients: list[FaceCoefficients]) -> np.ndarray:
     return np.stack([c.values[:NUM_BLENDSHAPES] for c in coefficients])
 
 
-def score(texts: list[str], truth: np.ndarray, fallback: np.ndarray) -> dict[str, float]:
-    """MAE over parsed outputs, and over all outputs with unreadable channels replaced by ``fallback``."""
+def score(
+    texts: list[str], truth: np.ndarray, fallback: np.ndarray, config: TargetConfig | None = None
+) -> dict[str, float]:
+    """MAE over parsed outputs, and over all outputs with unreadable channels replaced by ``fallback``
+    (``per_image_mae``: each image's MAE with fallback, for paired comparisons of formats)."""
+    config = config or TargetConfig()
     predictions, parsed_rows, failures = [], [], 0
     for i, text in enumerate(texts):
         row = fallback.copy()
         try:
-            parsed = parse_output(text)
+            parsed = parse_target(text, config)
         except OutputParseError:
             failures += 1
         else:
@@ -139,11 +146,32 @@ def score(texts: list[str], truth: np.ndarray, fallback: np.ndarray) -> dict[str
         "mae_with_fallback": float(errors.mean()),
         "mae_parsed_only": float(errors[parsed_rows].mean()) if parsed_rows else float("nan"),
         "parse_failure_rate": failures / len(texts),
+        "per_image_mae": errors.mean(1).round(5).tolist(),
+    }
+
+
+def split_format(spec: str) -> tuple[str, str]:
+    """``semantic`` or ``semantic:compact`` -> (target_format, block_style)."""
+    target_format, _, block_style = spec.partition(":")
+    return target_format, block_style or "json"
+
+
+def paired_difference(first: list[float], second: list[float], *, seed: int = 0, resamples: int = 2000) -> dict:
+    """Mean of per-image ``second - first`` MAE differences (same test images, same seeds) with a 95% bootstrap
+    interval; ``second_worse`` when the whole interval is above zero."""
+    diff = np.asarray(second) - np.asarray(first)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {
+        "mean_difference": round(float(diff.mean()), 5),
+        "ci95": [round(float(low), 5), round(float(high), 5)],
+        "second_worse": bool(low > 0),
     }
 
 
 def run_format(
-    target_format: str,
+    spec: str,
     args: argparse.Namespace,
     data: Path,
     base: Path,
@@ -153,9 +181,11 @@ def run_format(
     truth: np.ndarray,
     mean: np.ndarray,
 ) -> dict:
-    spec = importlib.util.spec_from_file_location("distill_recipe", HERE / "distill.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    target_format, block_style = split_format(spec)
+    name = spec.replace(":", "_")
+    module_spec = importlib.util.spec_from_file_location("distill_recipe", HERE / "distill.py")
+    recipe = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(recipe)
     from trl import ModelConfig, SFTConfig, TrlParser
 
     from semanticface.training.config import DistillScriptArguments
@@ -163,8 +193,8 @@ def run_format(
     argv = [
         "--config", str(HERE / "configs" / "quickstart.yaml"),
         "--model_name_or_path", str(base), "--synthetic", "false", "--dataset_name", str(data),
-        "--dataset_test_split", "validation", "--target_format", target_format,
-        "--output_dir", str(out / target_format), "--max_steps", str(args.max_steps),
+        "--dataset_test_split", "validation", "--target_format", target_format, "--block_style", block_style,
+        "--output_dir", str(out / name), "--max_steps", str(args.max_steps),
         "--per_device_train_batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
         "--warmup_steps", str(min(20, args.max_steps // 10)), "--eval_strategy", "no", "--eval_generate_samples", "0",
         "--save_strategy", "no", "--logging_steps", "25", "--seed", str(args.seed),
@@ -177,16 +207,17 @@ def run_format(
     trainer = recipe.main(*parsed, callbacks=[clock])
     train_s = time.perf_counter() - start
 
-    config = TargetConfig(target_format=target_format)
+    config = TargetConfig(target_format=target_format, block_style=block_style)
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     decodings: dict[str, dict] = {}
-    for name, (decoding, numbers) in DECODINGS.items():
+    for decoding_name, (decoding, numbers) in DECODINGS.items():
         predictor = SemanticFacePredictor(model, trainer.processing_class, target_config=config, decoding=decoding)
         start = time.perf_counter()
         predictions = predictor.predict(images, batch_size=16, max_new_tokens=1024, number_estimate=numbers)
         texts = [p.raw_text for p in predictions]
-        decodings[name] = {**score(texts, truth, mean), "eval_wall_s": round(time.perf_counter() - start, 1)}
-        (out / f"{target_format}_{name}_outputs.json").write_text(json.dumps(texts[:20], indent=1))
+        scored = score(texts, truth, mean, config)
+        decodings[decoding_name] = {**scored, "eval_wall_s": round(time.perf_counter() - start, 1)}
+        (out / f"{name}_{decoding_name}_outputs.json").write_text(json.dumps(texts[:20], indent=1))
     steps = sorted(clock.times[2:] or clock.times)  # the first steps pay one-off warm-up costs
     return {
         **decodings[HEADLINE_DECODING],
@@ -231,13 +262,25 @@ def main() -> None:
         choices=TINY_ARCHITECTURES,
         help="class of the tiny model (qwen3_vl is the paper's family: learned vision position embeddings, deepstack)",
     )
+    parser.add_argument(
+        "--processor-dir",
+        default=None,
+        help="build the tiny model on a real processor (e.g. ../shared/data/qwen3_vl_4b: Qwen3-VL's tokenizer, "
+        "151,936-token vocabulary); use it to compare block styles (the local tokenizer has whole-number tokens "
+        "for 0.37 but splits 37, which would favour the JSON block)",
+    )
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--budget-minutes", type=float, default=12.0, help="training wall budget per format")
-    parser.add_argument("--formats", nargs="+", default=["coefficients", "semantic"])
+    parser.add_argument(
+        "--formats",
+        nargs="+",
+        default=["coefficients", "semantic"],
+        help="target formats, optionally with a block style: semantic:compact (paired against semantic:json)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -256,6 +299,7 @@ def main() -> None:
         seed=args.seed,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
+        processor_dir=args.processor_dir,
     )
     import datasets
 
@@ -291,11 +335,23 @@ def main() -> None:
         result["train_wall_with_vision_pretraining_s"] = round(result["train_wall_s"] + pretrain_s, 1)
         report["formats"][target_format] = result
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(target_format, json.dumps({k: v for k, v in result.items() if k != "example_output"}), flush=True)
+        print(
+            target_format,
+            json.dumps({k: v for k, v in result.items() if k not in ("example_output", "per_image_mae")}),
+            flush=True,
+        )
     report["total_wall_s"] = round(time.perf_counter() - start, 1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    for spec in args.formats:  # compact vs JSON block: paired per-image differences on the same test faces
+        target_format, block_style = split_format(spec)
+        json_spec = next((f for f in args.formats if split_format(f) == (target_format, "json")), None)
+        if block_style == "compact" and json_spec is not None:
+            first = report["formats"][json_spec]["decodings"][HEADLINE_DECODING]["per_image_mae"]
+            second = report["formats"][spec]["decodings"][HEADLINE_DECODING]["per_image_mae"]
+            report.setdefault("paired", {})[f"{spec} - {json_spec}"] = paired_difference(first, second, seed=args.seed)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "formats"}, indent=2))
 
 
 if __name__ == "__main__":
