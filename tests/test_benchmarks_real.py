@@ -56,7 +56,9 @@ def test_real_size_tiny_smoke_mode(real_inputs, tmp_path):
     assert bench.main(["--tiny", "--config", str(processor), "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["tiny"] is True and report["build_seconds"] > 0
-    assert [(r["mode"], r["batch_size"]) for r in report["training"]] == [("lora", 1), ("lora", 2)]
+    assert [(r["mode"], r["batch_size"]) for r in report["training"]] == [
+        ("lora", 1), ("lora", 2), ("qlora", 1), ("qlora", 2),
+    ]  # fmt: skip
     for row in report["training"]:
         assert row["step_seconds"] > 0 and row["samples_per_second"] > 0 and row["peak_memory_gib"] > 0
     decoding = {(r["block_style"], r["batch_size"]): r for r in report["decoding"]}
