@@ -199,3 +199,16 @@ def test_fuzzed_outputs_never_crash() -> None:
         except OutputParseError:
             continue
         assert all(0.0 <= parsed.coefficients[n] <= 1.0 for n in BLENDSHAPES if n not in parsed.coefficients.missing)
+
+
+def test_describe_cli_prints_a_compact_target(tmp_path, capsys) -> None:
+    from semanticface.cli import main
+    from semanticface.llf import write_llf
+
+    smile = FaceCoefficients.neutral().replace(mouthSmileLeft=0.8, mouthSmileRight=0.8)
+    path = write_llf(tmp_path / "take.csv", [FaceCoefficients.neutral(), smile])
+    assert main(["describe", str(path), "--frame", "1", "--block-style", "compact"]) == 0
+    target = capsys.readouterr().out.split("## Training target\n", 1)[1]
+    assert target.startswith("Expression: happiness") and "\nCoefficients:\n[" in target
+    parsed = parse_target(target, TargetConfig(block_style="compact"))
+    assert parsed.issues == [] and parsed.coefficients["mouthSmileRight"] == pytest.approx(0.8)

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--key-dialect", default="arkit", choices=["arkit", "llf", "mediapipe", "suffix"], help="key spelling"
     )
     parser.add_argument("--template-dir", default=None, help="directory of Jinja templates overriding prompts/")
+    parser.add_argument(
+        "--block-style", default="json", choices=["json", "compact"], help="coefficient block (default json)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         include_pose=args.include_pose,
         key_dialect=args.key_dialect,
         template_dir=args.template_dir,
+        block_style=args.block_style,
     )
     recording = read_llf(args.recording)
     coefficients = recording.frame(args.frame)
