@@ -104,6 +104,13 @@ def _parse(text: str, config: TargetConfig) -> ParsedOutput:
         items = items[:-1]
     if block.group(2) is None and items and not items[-1].strip():
         items = items[:-1]  # cut right after a comma
+    elif block.group(2) is None and items and block.end() == len(text) and len(items) <= len(channels):
+        # The output stops inside the last value: "6" may be the start of "65". Not read, and said.
+        cut = channels[len(items) - 1]
+        issues.append(
+            f"{cut}: value {items[-1].strip()!r} is cut off at the end of the output (truncated); marked missing"
+        )
+        items = [*items[:-1], ""]
     if len(items) > len(channels):
         issues.append(f"coefficient block has {len(items)} values for {len(channels)} channels; extra ignored")
     pairs: list[tuple[object, object]] = []

@@ -26,6 +26,14 @@ class CoefficientError(SemanticFaceError, ValueError):
         self.channel = channel
 
 
+class UnobservableFaceError(CoefficientError):
+    """Every blendshape channel of a frame is missing (e.g. Live Link Face lost tracking): nothing to describe."""
+
+
+class CoefficientWarning(UserWarning):
+    """Coefficients were read, but a choice was made that the caller should know of (e.g. whole vs. halves)."""
+
+
 class RecordingError(SemanticFaceError, ValueError):
     """A capture file (e.g. a Live Link Face CSV) is malformed; names the file and row."""
 
@@ -58,3 +66,7 @@ class ImageReadError(DatasetError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
+
+
+class UntrustedTemplateError(ConfigError):
+    """A model folder or Hub repo ships its own prompt templates, and ``trust_remote_code`` was not given."""

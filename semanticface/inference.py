@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.errors import ConfigError, OutputParseError
+from semanticface.errors import ConfigError, OutputParseError, UntrustedTemplateError
 
 CONFIG_FILENAME = "semanticface_config.json"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -115,20 +115,43 @@ def read_semanticface_config(id_or_path: str | Path, *, revision: str | None = N
         raise ConfigError(f"{file}: not valid JSON ({error})") from error
 
 
-def target_config_from(saved: dict[str, Any]) -> Any:
+def target_config_from(
+    saved: dict[str, Any], *, trust_remote_code: bool = False, source: str | Path | None = None
+) -> Any:
     """Rebuild the training ``TargetConfig`` from the saved config (defaults when none was saved).
 
     Accepts the fields under ``"target"`` (or ``"target_config"``), or at the top level of the file.
+    A saved ``template_dir`` means the model brings its own prompt templates: they are used only with
+    ``trust_remote_code=True`` (otherwise :class:`UntrustedTemplateError`); a relative one is looked up inside the
+    local model folder ``source`` first. Templates always render sandboxed (:mod:`semanticface.prompts`).
     """
     from dataclasses import fields
 
     from semanticface.contract import TargetConfig
 
     names = {f.name for f in fields(TargetConfig)}
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{CONFIG_FILENAME}: must be a JSON object, got {type(saved).__name__}")
     section = saved.get("target", saved.get("target_config", saved))
     if not isinstance(section, dict):
         raise ConfigError(f"{CONFIG_FILENAME}: the target section must be an object, got {section!r:.80}")
     values = {k: v for k, v in section.items() if k in names}
+    template_dir = values.get("template_dir")
+    if template_dir is not None:
+        where = f"{source}: " if source is not None else ""
+        if not isinstance(template_dir, str):
+            raise ConfigError(f"{where}{CONFIG_FILENAME}: template_dir must be a string, got {template_dir!r:.80}")
+        if not trust_remote_code:
+            raise UntrustedTemplateError(
+                f"{where}{CONFIG_FILENAME} names prompt templates of its own (template_dir={template_dir!r}). "
+                "Templates that come with a model are not used unless you trust its author: pass "
+                "trust_remote_code=True (--trust-remote-code on the command line) to use them, or pass your own "
+                "target_config (TargetConfig(template_dir=...)) to use templates of your own."
+            )
+        if source is not None and Path(source).is_dir() and not Path(template_dir).is_absolute():
+            inside = Path(source) / template_dir
+            if inside.is_dir():
+                values["template_dir"] = str(inside)
     return TargetConfig(**values)
 
 
@@ -184,12 +207,15 @@ class SemanticFacePredictor:
         """Load from a Hub repo id or local directory holding a LoRA adapter or a full model.
 
         ``device`` is e.g. ``"cpu"``, ``"cuda"`` or ``"auto"`` (accelerate's placement); None picks CUDA when
-        available, else the CPU. ``target_config`` overrides the saved target format.
+        available, else the CPU. ``target_config`` overrides the saved target format. Prompt templates that come
+        with the model (a ``template_dir`` in its ``semanticface_config.json``) need ``trust_remote_code=True``.
         """
         from semanticface.modeling import load_model, load_processor
 
         source = str(id_or_path)
         saved = read_semanticface_config(source, revision=revision)
+        if target_config is None:  # before any weights load: a model's own templates need trust_remote_code
+            target_config = target_config_from(saved, trust_remote_code=trust_remote_code, source=source)
         # Image resolution bounds used in training apply at inference too (the image token count must match).
         min_pixels = min_pixels if min_pixels is not None else saved.get("min_pixels")
         max_pixels = max_pixels if max_pixels is not None else saved.get("max_pixels")
@@ -222,7 +248,14 @@ class SemanticFacePredictor:
         if adapter:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, source, revision=revision, is_trainable=False)
+            from semanticface.modeling import is_safetensors_error, safetensors_error
+
+            try:
+                model = PeftModel.from_pretrained(model, source, revision=revision, is_trainable=False)
+            except Exception as error:
+                if is_safetensors_error(error):
+                    raise safetensors_error(source, error) from error
+                raise
         if device is None:
             import torch
 
@@ -381,7 +414,11 @@ def merge_adapter(adapter_path: str | Path, out_dir: str | Path, *, dtype: Any =
     source = str(adapter_path)
     if not is_adapter(source):
         raise ConfigError(f"{source}: no {ADAPTER_CONFIG}, so there is no adapter to merge")
-    predictor = SemanticFacePredictor.from_pretrained(source, dtype=dtype)
+    from semanticface.contract import TargetConfig
+
+    # Merging renders no prompt: the default target config stands in, so a model's own templates are not needed
+    # here (the saved config is copied as it is, and loading the merged model asks for trust again).
+    predictor = SemanticFacePredictor.from_pretrained(source, dtype=dtype, target_config=TargetConfig())
     merged = predictor.model.merge_and_unload()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

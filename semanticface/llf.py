@@ -24,7 +24,13 @@ from semanticface.schema import CHANNEL_INDEX, CHANNELS, LLF_COLUMN_ORDER, NUM_C
 
 TIMECODE_RATE = 60  # the frame field of Live Link Face timecodes counts 60 fps frames
 VALUE_DECIMALS = 10
-_TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})[:;](\d{2})(?:\.(\d+))?$")
+_TIMECODE = re.compile(r"(\d{2}):(\d{2}):(\d{2})[:;](\d{2})(?:\.(\d{1,9}))?", re.ASCII)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?", re.ASCII)
+_PLAIN = r"\s*[-+]?(?:\d{1,20}(?:\.\d{0,20})?|\.\d{1,20})(?:[eE][-+]?\d{1,3})?\s*"
+_ROW_VALUES = re.compile(_PLAIN + "(?:," + _PLAIN + f"){{{NUM_CHANNELS - 1}}}", re.ASCII)
+_MAX_TIMECODE = 64  # characters of a timecode cell
+_MAX_CELL = 64  # characters of a value cell (Live Link Face writes 12 or 13)
+_MAX_LINE = 64 * 1024  # characters of a row (63 cells)
 _COUNT_HEADERS = ("blendshapecount",)
 # Canonical channel of each Live Link Face column, in file order.
 _LLF_CANONICAL: tuple[str, ...] = tuple(canonical_name(c) for c in LLF_COLUMN_ORDER)
@@ -46,6 +52,8 @@ class Recording:
     lost_frames: list[int] = field(default_factory=list)  # indices into ``values`` of flagged lost frames
     # (line, channel, value as read) of values slightly outside their range that were clamped into it
     clamped: list[tuple[int, str, float]] = field(default_factory=list)
+    # What was odd but readable, each naming its line: duplicate or decreasing timecodes, a cut-off last row.
+    issues: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -68,32 +76,84 @@ class Recording:
         return np.array([timecode_seconds(t) for t in self.timecodes])
 
 
-def timecode_seconds(timecode: str, rate: int = TIMECODE_RATE) -> float:
-    """Seconds of an ``HH:MM:SS:FF.mmm`` timecode; raises ValueError when malformed."""
-    match = _TIMECODE.match(timecode.strip())
+def _timecode_fields(timecode: str, rate: int = TIMECODE_RATE) -> tuple[int, int, int, int, float]:
+    if not isinstance(timecode, str) or len(timecode) > _MAX_TIMECODE:
+        raise ValueError(f"bad timecode {timecode!r:.40} (expected HH:MM:SS:FF.mmm)")
+    match = _TIMECODE.fullmatch(timecode.strip())
     if not match:
         raise ValueError(f"bad timecode {timecode!r} (expected HH:MM:SS:FF.mmm)")
     hours, minutes, seconds, frames = (int(match.group(i)) for i in range(1, 5))
     fraction = float("0." + match.group(5)) if match.group(5) else 0.0
     if minutes > 59 or seconds > 59 or frames >= rate:
         raise ValueError(f"bad timecode {timecode!r} (field out of range at {rate} fps)")
+    return hours, minutes, seconds, frames, fraction
+
+
+def timecode_seconds(timecode: str, rate: int = TIMECODE_RATE) -> float:
+    """Seconds of an ``HH:MM:SS:FF.mmm`` timecode (``;`` before the frame field, drop-frame notation, is read
+    the same way); raises ValueError when malformed."""
+    hours, minutes, seconds, frames, fraction = _timecode_fields(timecode, rate)
     return hours * 3600 + minutes * 60 + seconds + (frames + fraction) / rate
 
 
-def _frame_field(timecode: str) -> int:
-    return int(timecode.strip().split(":")[3][:2])
+def _frame_count(timecode: str) -> int:
+    """Whole 60 fps frames since midnight (the sub-frame fraction left out)."""
+    hours, minutes, seconds, frames, _ = _timecode_fields(timecode)
+    return (hours * 3600 + minutes * 60 + seconds) * TIMECODE_RATE + frames
+
+
+_DAY_FRAMES = 24 * 3600 * TIMECODE_RATE
 
 
 def detect_fps(timecodes: Sequence[str]) -> float:
-    """Capture rate: 60 / the median step of the frame field (alexdjulin's files keep every 2nd frame: 30)."""
+    """Capture rate: 60 / the median step between consecutive timecodes, in 60 fps frames (alexdjulin's files
+    keep every 2nd frame: 30; a file stamped once a second: 1). Repeated or decreasing timecodes are ignored
+    (a step back of more than half a day is the clock passing midnight)."""
     if len(timecodes) < 2:
         return float(TIMECODE_RATE)
-    frames = np.array([_frame_field(t) for t in timecodes])
-    steps = np.diff(frames) % TIMECODE_RATE
+    counts = np.array([_frame_count(t) for t in timecodes], dtype=np.int64)
+    steps = np.diff(counts)
+    steps = np.where(steps < -_DAY_FRAMES // 2, steps + _DAY_FRAMES, steps)
     steps = steps[steps > 0]
     if len(steps) == 0:
         return float(TIMECODE_RATE)
     return TIMECODE_RATE / float(np.median(steps))
+
+
+def _lines(path: str | Path, where: str) -> list[tuple[int, str, bool]]:
+    """(line number, text, ended by a newline) of each line, decoded one by one so a bad byte names its line."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise RecordingError(f"cannot open: {error.strerror or error}", where) from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = []
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        body = raw.rstrip(b"\r\n")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            byte = body[error.start : error.start + 1].hex()
+            raise RecordingError(
+                f"not UTF-8 text (byte 0x{byte} at column {error.start + 1})", where, number
+            ) from None
+        lines.append((number, text, len(body) < len(raw)))
+    return lines
+
+
+def _cells(text: str, where: str, line: int) -> list[str]:
+    if len(text) > _MAX_LINE:
+        raise RecordingError(f"line is {len(text)} characters long; a row is at most {_MAX_LINE}", where, line)
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as error:
+        raise RecordingError(f"not a readable CSV row ({error})", where, line) from None
+
+
+def _decimals(cell: str) -> int:
+    text = cell.strip()
+    return len(text) - text.index(".") - 1 if "." in text and "e" not in text.lower() else 0
 
 
 def read_llf(path: str | Path, *, lost: str = "skip", clamp_tolerance: float = 0.1) -> Recording:
@@ -102,58 +162,62 @@ def read_llf(path: str | Path, *, lost: str = "skip", clamp_tolerance: float = 0
     ``lost``: "skip" (default) drops tracking-lost rows, "flag" keeps them as frames with every channel missing
     (listed in ``Recording.lost_frames``); either way their line numbers are in ``Recording.lost_rows``.
     ARKit overshoots its range a little at extremes (eyeLookIn reaches 1.076 in real captures): values at most
-    ``clamp_tolerance`` outside their range are clamped and listed in ``Recording.clamped``; values further out
-    (and NaN/inf) are errors. Raises :class:`RecordingError` naming the file and line for anything malformed.
+    ``clamp_tolerance`` outside their range (either end) are clamped and listed in ``Recording.clamped``; values
+    further out (and NaN/inf) are errors. A last row cut off by the end of the file (no final newline, and fewer
+    fields or fewer decimals than the rows before it) is dropped and reported in ``Recording.issues``, as are
+    repeated or decreasing timecodes (kept, but left out of the fps estimate). Raises :class:`RecordingError`
+    naming the file and line for anything malformed.
     """
     if lost not in ("skip", "flag"):
         raise RecordingError(f"lost must be 'skip' or 'flag', got {lost!r}", str(path))
     where = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as error:
-        raise RecordingError(f"cannot open: {error.strerror or error}", where) from None
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise RecordingError(f"not a readable CSV file ({error})", where) from None
-    if not rows or not any(cell.strip() for cell in rows[0]):
+    lines = _lines(path, where)
+    if not lines or not lines[0][1].strip():
         raise RecordingError("empty file (no header)", where, 1)
-    _check_header(rows[0], where)
+    _check_header(_cells(lines[0][1], where, 1), where)
     values: list[np.ndarray] = []
     timecodes: list[str] = []
     lost_rows: list[int] = []
     lost_frames: list[int] = []
     clamped: list[tuple[int, str, float]] = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not row or all(not cell.strip() for cell in row):
+    issues: list[str] = []
+    frame_lines: list[int] = []  # the line of each frame
+    precision: int | None = None  # fewest decimals of the last field in the rows read so far
+    last = max((n for n, text, _ in lines if text.strip()), default=0)
+    tolerance = clamp_tolerance + 1e-9  # symmetric: -0.1 and 1.1 are both 0.1 out, whatever the rounding
+    for line, text, ended in lines[1:]:
+        if not text.strip():
             continue  # blank line (e.g. at the end of the file)
-        timecode = row[0].strip()
+        row = _cells(text, where, line)
+        cut_short = line == last and not ended  # the file stops inside this row: it may be cut off
         try:
-            timecode_seconds(timecode)
-        except ValueError as error:
-            raise RecordingError(str(error), where, line) from None
-        if len(row) == 2 and _is_zero(row[1]):
+            parsed = _row(row, where, line)
+        except RecordingError as error:
+            if not cut_short:
+                raise
+            issues.append(f"line {line}: the last row is cut off by the end of the file ({error}); dropped")
+            continue
+        if parsed is None:  # tracking lost
             lost_rows.append(line)
             if lost == "flag":
                 lost_frames.append(len(values))
                 values.append(np.full(NUM_CHANNELS, np.nan))
-                timecodes.append(timecode)
+                timecodes.append(row[0].strip())
+                frame_lines.append(line)
             continue
-        if len(row) != 2 + NUM_CHANNELS:
-            raise RecordingError(f"expected {2 + NUM_CHANNELS} columns, found {len(row)}", where, line)
-        if row[1].strip() != str(NUM_CHANNELS):
-            raise RecordingError(f"BlendShapeCount is {row[1]!r}, expected {NUM_CHANNELS}", where, line)
-        file_values = np.empty(NUM_CHANNELS)
-        for i, cell in enumerate(row[2:]):
-            try:
-                file_values[i] = float(cell)
-            except ValueError:
-                raise RecordingError(f"{LLF_COLUMN_ORDER[i]} is not a number: {cell!r}", where, line) from None
-            if not math.isfinite(file_values[i]):
-                raise RecordingError(f"{LLF_COLUMN_ORDER[i]} is not a finite number: {cell!r}", where, line)
+        decimals = _decimals(row[-1])
+        if cut_short and precision is not None and decimals < precision:
+            issues.append(
+                f"line {line}: the last row is cut off by the end of the file ({LLF_COLUMN_ORDER[-1]} is "
+                f"{row[-1].strip()!r}, {decimals} decimals where the other rows have {precision}); dropped"
+            )
+            continue
+        precision = decimals if precision is None else min(precision, decimals)
         canonical = np.empty(NUM_CHANNELS)
-        canonical[_FILE_TO_CANONICAL] = file_values
+        canonical[_FILE_TO_CANONICAL] = parsed
         outside = np.flatnonzero(
-            (np.abs(canonical - _MID) > _HALF) & (np.abs(canonical - _MID) <= _HALF + clamp_tolerance)
+            ((canonical < _LOW) & (canonical >= _LOW - tolerance))
+            | ((canonical > _HIGH) & (canonical <= _HIGH + tolerance))
         )
         for i in outside:
             clamped.append((line, CHANNELS[i], float(canonical[i])))
@@ -163,18 +227,67 @@ def read_llf(path: str | Path, *, lost: str = "skip", clamp_tolerance: float = 0
         except CoefficientError as error:
             raise RecordingError(str(error), where, line) from None
         values.append(canonical)
-        timecodes.append(timecode)
+        timecodes.append(row[0].strip())
+        frame_lines.append(line)
     array = np.array(values) if values else np.zeros((0, NUM_CHANNELS))
     flagged = set(lost_frames)
     tracked = [t for i, t in enumerate(timecodes) if i not in flagged]
-    return Recording(where, array, timecodes, detect_fps(tracked), lost_rows, lost_frames, clamped)
+    issues.extend(_timecode_issues(tracked, [n for i, n in enumerate(frame_lines) if i not in flagged]))
+    return Recording(where, array, timecodes, detect_fps(tracked), lost_rows, lost_frames, clamped, issues)
+
+
+def _row(row: list[str], where: str, line: int) -> np.ndarray | None:
+    """The 61 values of a data row in file order, or None for a tracking-lost row (``<timecode>,0``)."""
+    if not row:
+        raise RecordingError("empty row", where, line)
+    timecode = row[0].strip()
+    try:
+        timecode_seconds(timecode)
+    except ValueError as error:
+        raise RecordingError(str(error), where, line) from None
+    if len(row) == 2 and _is_zero(row[1]):
+        return None
+    if len(row) != 2 + NUM_CHANNELS:
+        raise RecordingError(f"expected {2 + NUM_CHANNELS} columns, found {len(row)}", where, line)
+    if row[1].strip() != str(NUM_CHANNELS):
+        raise RecordingError(f"BlendShapeCount is {row[1]!r:.40}, expected {NUM_CHANNELS}", where, line)
+    cells = row[2:]
+    if _ROW_VALUES.fullmatch(",".join(cells)):  # the usual case: 61 plain numbers, converted at C speed
+        file_values = np.array(cells, dtype=np.float64)
+        if np.isfinite(file_values).all():
+            return file_values
+    file_values = np.empty(NUM_CHANNELS)
+    for i, cell in enumerate(cells):
+        if cell.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise RecordingError(f"{LLF_COLUMN_ORDER[i]} is not a finite number: {cell!r:.40}", where, line)
+        if len(cell) > _MAX_CELL or not _NUMBER.fullmatch(cell.strip()):
+            raise RecordingError(f"{LLF_COLUMN_ORDER[i]} is not a number: {cell!r:.40}", where, line)
+        file_values[i] = float(cell)
+        if not math.isfinite(file_values[i]):
+            raise RecordingError(f"{LLF_COLUMN_ORDER[i]} is not a finite number: {cell!r:.40}", where, line)
+    return file_values
+
+
+def _timecode_issues(timecodes: list[str], lines: list[int]) -> list[str]:
+    """Repeated or decreasing timecodes (a step back of more than half a day is midnight passing), by line."""
+    issues = []
+    seconds = [timecode_seconds(t) for t in timecodes]
+    for i in range(1, len(seconds)):
+        step = seconds[i] - seconds[i - 1]
+        if step < -43200:
+            step += 86400
+        if step == 0:
+            issues.append(f"line {lines[i]}: timecode {timecodes[i]} repeats line {lines[i - 1]}'s")
+        elif step < 0:
+            issues.append(
+                f"line {lines[i]}: timecode {timecodes[i]} is before line {lines[i - 1]}'s ({timecodes[i - 1]})"
+            )
+    return issues
 
 
 def _is_zero(cell: str) -> bool:
-    try:
-        return float(cell) == 0
-    except ValueError:
-        return False
+    text = cell.strip()
+    return len(text) <= _MAX_CELL and bool(_NUMBER.fullmatch(text)) and float(text) == 0
 
 
 def _check_header(header: list[str], where: str) -> None:
@@ -182,10 +295,12 @@ def _check_header(header: list[str], where: str) -> None:
     if len(cells) != 2 + NUM_CHANNELS:
         raise RecordingError(f"header has {len(cells)} columns, expected {2 + NUM_CHANNELS}", where, 1)
     if cells[0].lower() != "timecode" or cells[1].lower() not in _COUNT_HEADERS:
-        raise RecordingError(f"header must start with Timecode,BlendShapeCount; found {cells[0]},{cells[1]}", where, 1)
+        raise RecordingError(
+            f"header must start with Timecode,BlendShapeCount; found {cells[0]:.40},{cells[1]:.40}", where, 1
+        )
     for i, (found, wanted) in enumerate(zip(cells[2:], LLF_COLUMN_ORDER)):
         if found.lower() != wanted.lower():
-            raise RecordingError(f"header column {i + 3} is {found!r}, expected {wanted!r}", where, 1)
+            raise RecordingError(f"header column {i + 3} is {found!r:.40}, expected {wanted!r}", where, 1)
 
 
 def format_timecode(index: int, fps: float = TIMECODE_RATE, start_seconds: float = 0.0) -> str:

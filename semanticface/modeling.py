@@ -198,6 +198,35 @@ def load_model(
         return AutoModelForImageTextToText.from_pretrained(str(name_or_path), **kwargs)
     except (OSError, ValueError, KeyError) as error:
         raise ConfigError(f"cannot load an image-text-to-text model from {str(name_or_path)!r}: {error}") from error
+    except Exception as error:
+        if is_safetensors_error(error):
+            raise safetensors_error(name_or_path, error) from error
+        raise
+
+
+def is_safetensors_error(error: BaseException) -> bool:
+    """Whether ``error`` is safetensors' own (a truncated or corrupt ``.safetensors`` file)."""
+    return type(error).__name__ == "SafetensorError"
+
+
+def safetensors_error(source: str | Path, error: BaseException) -> ConfigError:
+    """A :class:`ConfigError` naming the unreadable ``.safetensors`` file of a local checkpoint (or the source)."""
+    from safetensors import safe_open
+
+    path = Path(str(source))
+    if path.is_dir():
+        for file in sorted(path.glob("*.safetensors")):
+            try:
+                with safe_open(str(file), framework="pt") as handle:
+                    handle.keys()
+            except Exception as bad:  # SafetensorError, OSError
+                return ConfigError(
+                    f"{file}: not a readable safetensors file ({bad}); it may be truncated: copy or download it again"
+                )
+    return ConfigError(
+        f"{source}: a weights file is not a readable safetensors file ({error}); it may be truncated: "
+        "copy or download it again"
+    )
 
 
 def load_model_and_processor(

@@ -3,6 +3,12 @@
 Templates live in ``prompts/`` at the repository root (``semanticface/_prompts`` inside an installed wheel).
 A user directory given as ``template_dir`` is searched first, so a user can override any one template by name.
 Templates only lay strings out; every decision is made in Python (``semanticface.semantics``).
+
+Every template renders in Jinja's :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`: a template can read the
+values it is given, but cannot reach Python internals (``cycler.__init__.__globals__``...) or mutate anything, so
+a template is text, never code. Templates that come with a model (its ``semanticface_config.json`` names a
+``template_dir``) are still used only with ``trust_remote_code=True``: see
+:func:`semanticface.inference.target_config_from`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 
 from semanticface.errors import ConfigError
 
@@ -32,7 +39,7 @@ def default_template_dir() -> Path:
 
 @functools.lru_cache(maxsize=16)
 def environment(template_dir: str | None = None) -> jinja2.Environment:
-    """A Jinja environment over ``template_dir`` (searched first) then the shipped templates."""
+    """A sandboxed Jinja environment over ``template_dir`` (searched first) then the shipped templates."""
     loaders: list[jinja2.BaseLoader] = []
     if template_dir is not None:
         path = Path(template_dir)
@@ -40,7 +47,7 @@ def environment(template_dir: str | None = None) -> jinja2.Environment:
             raise ConfigError(f"template directory {path} does not exist")
         loaders.append(jinja2.FileSystemLoader(str(path)))
     loaders.append(jinja2.FileSystemLoader(str(default_template_dir())))
-    return jinja2.Environment(
+    return jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,  # a misspelt variable is an error, not an empty string
         autoescape=False,  # plain text, not HTML
@@ -49,7 +56,8 @@ def environment(template_dir: str | None = None) -> jinja2.Environment:
 
 
 def render(name: str, context: Mapping[str, Any], template_dir: str | Path | None = None) -> str:
-    """Render template ``name``; Jinja errors become :class:`ConfigError` naming the template."""
+    """Render template ``name``; Jinja errors (a sandbox violation included) become :class:`ConfigError` naming
+    the template."""
     env = environment(None if template_dir is None else str(template_dir))
     try:
         return env.get_template(name).render(**context)

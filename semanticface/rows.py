@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from semanticface.coefficients import FaceCoefficients
-from semanticface.errors import DatasetError
+from semanticface.coefficients import FaceCoefficients, _as_float
+from semanticface.errors import CoefficientError, DatasetError
 from semanticface.schema import CHANNELS
 
 COEFFICIENT_COLUMNS: tuple[str, ...] = CHANNELS
@@ -20,6 +20,8 @@ COEFFICIENT_COLUMNS: tuple[str, ...] = CHANNELS
 
 def coefficients_to_row(coefficients: FaceCoefficients) -> dict[str, float | None]:
     """``{channel: value}`` for all 61 canonical channels, None for missing ones."""
+    if not isinstance(coefficients, FaceCoefficients):
+        raise CoefficientError(f"expected FaceCoefficients, got {type(coefficients).__name__}")
     return {
         name: (None if name in coefficients.missing else float(value))
         for name, value in zip(CHANNELS, coefficients.values)
@@ -27,17 +29,23 @@ def coefficients_to_row(coefficients: FaceCoefficients) -> dict[str, float | Non
 
 
 def row_to_coefficients(row: Mapping[str, Any], *, where: str = "row") -> FaceCoefficients:
-    """Inverse of :func:`coefficients_to_row`; ``where`` names the row in error messages."""
+    """Inverse of :func:`coefficients_to_row`; ``where`` names the row in error messages. Every bad value (a
+    string, a bool, a list, a number too large for a float) raises :class:`DatasetError` naming row and channel."""
+    if not isinstance(row, Mapping):
+        raise DatasetError(f"{where}: coefficients must be an object of channel columns, got {type(row).__name__}")
     values = np.zeros(len(CHANNELS))
     missing: list[str] = []
     for i, name in enumerate(CHANNELS):
         if name not in row:
             raise DatasetError(f"{where}: coefficient column {name!r} is absent")
         value = row[name]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
             missing.append(name)
             continue
-        values[i] = value
+        try:
+            values[i] = _as_float(value, name)
+        except CoefficientError as error:
+            raise DatasetError(f"{where}: {error}") from error
     try:
         return FaceCoefficients(values, frozenset(missing))
     except DatasetError:

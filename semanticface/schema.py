@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
 
-from semanticface.errors import UnknownChannelError
+from semanticface.errors import ConfigError, UnknownChannelError
 
 # Apple's documented order (ARFaceAnchor.BlendShapeLocation: eyes, mouth and jaw, eyebrows, cheeks, nose, tongue).
 BLENDSHAPES: tuple[str, ...] = (
@@ -108,20 +108,29 @@ def canonical_name(name: str) -> str:
     """Return the canonical name of a channel spelled in any dialect (case-insensitive).
 
     Raises :class:`UnknownChannelError` for names no dialect uses (including MediaPipe's ``_neutral``,
-    which is not a channel: see :func:`is_mediapipe_neutral`).
+    which is not a channel: see :func:`is_mediapipe_neutral`), for anything but a string, and for names with
+    non-ASCII characters (``str.lower`` maps the Kelvin sign to ``k``: a look-alike must not pass as a channel).
     """
-    try:
-        return _ALIASES[name.strip().lower()]
-    except (KeyError, AttributeError):
-        raise UnknownChannelError(str(name)) from None
+    if not is_known_name(name):
+        raise UnknownChannelError(str(name))
+    return _ALIASES[name.strip().lower()]
 
 
 def is_known_name(name: str) -> bool:
-    return isinstance(name, str) and name.strip().lower() in _ALIASES
+    return isinstance(name, str) and name.isascii() and name.strip().lower() in _ALIASES
 
 
 def is_mediapipe_neutral(name: str) -> bool:
     return name == MEDIAPIPE_NEUTRAL
+
+
+def dialect_of(dialect: Dialect | str) -> Dialect:
+    """``dialect`` as a :class:`Dialect`; anything else raises :class:`ConfigError` listing the dialects."""
+    try:
+        return Dialect(dialect)
+    except (ValueError, TypeError):
+        names = ", ".join(d.value for d in Dialect)
+        raise ConfigError(f"unknown dialect {dialect!r:.40} (one of {names})") from None
 
 
 def to_dialect(name: str, dialect: Dialect | str) -> str:
@@ -130,15 +139,16 @@ def to_dialect(name: str, dialect: Dialect | str) -> str:
     Raises :class:`UnknownChannelError` if the dialect has no such channel (e.g. tongueOut in MediaPipe).
     """
     canonical = canonical_name(name)
-    mapping = _TO_DIALECT[Dialect(dialect)]
+    dialect = dialect_of(dialect)
+    mapping = _TO_DIALECT[dialect]
     if canonical not in mapping:
-        raise UnknownChannelError(f"{canonical} (absent from the {Dialect(dialect).value} dialect)")
+        raise UnknownChannelError(f"{canonical} (absent from the {dialect.value} dialect)")
     return mapping[canonical]
 
 
 def dialect_names(dialect: Dialect | str) -> tuple[str, ...]:
     """The channel names of a dialect in canonical order (channels it lacks are left out)."""
-    mapping = _TO_DIALECT[Dialect(dialect)]
+    mapping = _TO_DIALECT[dialect_of(dialect)]
     return tuple(mapping[n] for n in CHANNELS if n in mapping)
 
 

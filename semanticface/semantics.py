@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.errors import ConfigError
+from semanticface.errors import ConfigError, UnobservableFaceError
 from semanticface.schema import ARKIT_TO_FACS, BLENDSHAPES, CHANNEL_INDEX, CHANNEL_REGION, REGIONS
 
 NO_MOVEMENT = "no visible movement"
 NOT_OBSERVABLE = "not clearly observable"
+UNKNOWN = "unknown (not read)"  # a region none of whose channels was read
+UNOBSERVABLE = "not observable (no channel was read)"  # a frame with every blendshape missing (tracking lost)
 
 # Region titles as they appear in the text ("- Brows: ...").
 REGION_TITLES: dict[str, str] = {r: r.capitalize() for r in REGIONS}
@@ -113,10 +115,27 @@ class FaceDescription:
     emotion: str
     symmetry: Symmetry
     action_units: dict[str, float]  # active AUs (>= au_active) and their intensities
+    unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)  # region -> its channels that were not read
+    observable: bool = True  # False only for the explicit "not observable" description of an all-missing frame
 
     def region_text(self, region: str) -> str:
+        """The region's movements; a region with channels that were not read says so (never "no visible
+        movement" about what nobody saw)."""
         movements = self.regions.get(region, ())
-        return "; ".join(m.text for m in movements) if movements else NO_MOVEMENT
+        text = "; ".join(m.text for m in movements) if movements else NO_MOVEMENT
+        missing = self.unknown.get(region, ())
+        if not missing:
+            return text
+        if len(missing) == len(_REGION_BLENDSHAPES[region]):
+            return UNKNOWN
+        named = ", ".join(missing) if len(missing) <= 3 else f"{len(missing)} of its channels"
+        if not movements:
+            text = f"{NO_MOVEMENT} in what was read"
+        return f"{text}; unknown in part ({named} not read)"
+
+    def unknown_regions(self) -> tuple[str, ...]:
+        """Regions with at least one channel that was not read."""
+        return tuple(r for r in REGIONS if self.unknown.get(r))
 
     def active_regions(self) -> tuple[str, ...]:
         return tuple(r for r in REGIONS if self.regions.get(r))
@@ -131,6 +150,9 @@ class FaceDescription:
 
 
 SECTION_NAMES: tuple[str, ...] = ("expression", *REGIONS, "emotion", "symmetry")
+_REGION_BLENDSHAPES: dict[str, tuple[str, ...]] = {
+    r: tuple(n for n in BLENDSHAPES if CHANNEL_REGION[n] == r) for r in REGIONS
+}
 
 # --- movements ------------------------------------------------------------------------------------------------
 
@@ -346,16 +368,17 @@ def _category(
     return top, text, (top,), f"{cues[top]} point to {top}"
 
 
-def _symmetry(values: np.ndarray, config: DescriptionConfig) -> Symmetry:
+def _symmetry(values: np.ndarray, config: DescriptionConfig, missing: frozenset[str] = frozenset()) -> Symmetry:
     best: tuple[float, str, str] | None = None
     for stem, channels in _GROUPS.items():
-        if len(channels) != 2:
-            continue
+        if len(channels) != 2 or missing.intersection(channels):
+            continue  # a pair with a side not read says nothing about symmetry
         left, right = channels
         diff = float(values[CHANNEL_INDEX[left]] - values[CHANNEL_INDEX[right]])
         if best is None or abs(diff) > abs(best[0]):
             best = (diff, stem, left if diff > 0 else right)
-    assert best is not None
+    if best is None:
+        return Symmetry(True, text=f"{NOT_OBSERVABLE} (no left/right pair was read)")
     diff, stem, channel = best
     if abs(diff) < config.asymmetry:
         return Symmetry(True)
@@ -365,12 +388,32 @@ def _symmetry(values: np.ndarray, config: DescriptionConfig) -> Symmetry:
     return Symmetry(False, side, region, channel, abs(diff), text)
 
 
-def describe(coefficients: FaceCoefficients, config: DescriptionConfig | None = None) -> FaceDescription:
+def describe(
+    coefficients: FaceCoefficients, config: DescriptionConfig | None = None, *, unobservable: str = "raise"
+) -> FaceDescription:
     """The stage-1 description of a face. Deterministic: the same coefficients always give the same text.
 
-    Missing channels (e.g. tongueOut from MediaPipe) count as no movement.
+    Missing channels (e.g. tongueOut from MediaPipe) are not movements: the regions they belong to say which
+    channels were not read (``FaceDescription.unknown``), and a left/right pair with a side missing is left out of
+    the symmetry. A frame with every blendshape missing (tracking lost) is no face at all: it raises
+    :class:`UnobservableFaceError`, or with ``unobservable="describe"`` gives an explicit "not observable"
+    description.
     """
+    if unobservable not in ("raise", "describe"):
+        raise ConfigError(f"unobservable must be 'raise' or 'describe', got {unobservable!r}")
     config = config or DescriptionConfig()
+    missing = frozenset(coefficients.missing)
+    unknown = {r: tuple(n for n in channels if n in missing) for r, channels in _REGION_BLENDSHAPES.items()}
+    unknown = {r: names for r, names in unknown.items() if names}
+    if missing.issuperset(BLENDSHAPES):
+        if unobservable == "raise":
+            raise UnobservableFaceError(
+                "every blendshape channel is missing (tracking lost?): there is no face to describe; "
+                "skip the frame, or pass unobservable='describe' for an explicit 'not observable' description"
+            )
+        return FaceDescription(
+            "not observable", UNOBSERVABLE, (), {}, UNOBSERVABLE, Symmetry(True, text=UNOBSERVABLE), {}, unknown, False
+        )
     values = np.nan_to_num(coefficients.values)
     aus = action_units(coefficients)
     category, category_text, emotions, emotion = _category(values, aus, config)
@@ -380,8 +423,9 @@ def describe(coefficients: FaceCoefficients, config: DescriptionConfig | None = 
         emotions=emotions,
         regions=_movements(values, config),
         emotion=emotion,
-        symmetry=_symmetry(values, config),
+        symmetry=_symmetry(values, config, missing),
         action_units={au: v for au, v in aus.items() if v >= config.au_active},
+        unknown=unknown,
     )
 
 

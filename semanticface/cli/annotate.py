@@ -14,10 +14,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, help="SQLite file the rankings are stored in (created if absent)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="also accept requests whose Host header is this name (repeatable; e.g. the machine's name on the "
+        "network or a reverse proxy's). Loopback names and the bound address are always accepted; anything "
+        "else gets 400, so a web page elsewhere cannot reach the app by DNS rebinding",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from semanticface.preferences.app import make_annotation_server
+    from semanticface.preferences.app import _host_name, make_annotation_server
     from semanticface.preferences.manifest import CandidateSet
     from semanticface.preferences.storage import RankingStore
 
@@ -33,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host}: anyone who can reach it can read the images and submit rankings",
               file=sys.stderr)  # fmt: skip
     try:
-        server = make_annotation_server(candidates, store, args.host, args.port)
+        server = make_annotation_server(candidates, store, args.host, args.port, allowed_hosts=args.allowed_host)
     except OSError as error:
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error})") from None
     print(f"{len(candidates)} items, rankings in {store.path}")
-    print(f"open http://{args.host}:{server.server_port}/?annotator=YOUR_NAME   (Ctrl+C stops)", flush=True)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else _host_name(args.host)
+    print(f"open http://{shown}:{server.server_port}/?annotator=YOUR_NAME   (Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="train", help="dataset split (default: train)")
     parser.add_argument("--out", required=True, help="candidate directory to write")
     parser.add_argument("--model", help="trained model (adapter or full) to sample candidates from")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="run code and use prompt templates shipped with --model"
+    )
     add_decoding_arguments(parser, numbers=False)
     parser.add_argument("--num-samples", type=int, default=4, help="model samples per image")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 1.0])
@@ -89,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         from semanticface.inference import SemanticFacePredictor
 
-        predictor = SemanticFacePredictor.from_pretrained(args.model, decoding=args.decoding)
+        predictor = SemanticFacePredictor.from_pretrained(
+            args.model, decoding=args.decoding, trust_remote_code=args.trust_remote_code
+        )
     renderer = get_renderer(args.renderer, **({"mesh_dir": args.mesh_dir} if args.renderer == "mesh" else {}))
     out = generate_candidates(
         args.out,

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="the model the candidates came from: its saved target config defines the training prompt"
     )
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="use prompt templates that come with --model (see predict)"
+    )
     parser.add_argument("--target-format", choices=("semantic", "coefficients"), default="semantic")
     parser.add_argument("--decimals", type=int, default=2)
 
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         from semanticface.inference import read_semanticface_config, target_config_from
 
-        target_config = target_config_from(read_semanticface_config(args.model))
+        saved = read_semanticface_config(args.model)
+        target_config = target_config_from(saved, trust_remote_code=args.trust_remote_code, source=args.model)
     else:
         target_config = TargetConfig(target_format=args.target_format, decimals=args.decimals)
     candidates = CandidateSet.load(args.candidates)

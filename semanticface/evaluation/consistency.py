@@ -24,10 +24,16 @@ def section_agreement(description: str, coefficients: FaceCoefficients, *, decim
     The coefficients are quantised to the target's decimals first, as the training targets were described from
     quantised numbers. Missing sections are left out (they count as parse issues, not as disagreement).
     """
-    derived = describe(coefficients.quantized(decimals)).sections()
+    description_of_numbers = describe(coefficients.quantized(decimals), unobservable="describe")
+    if not description_of_numbers.observable:
+        return {}  # no blendshape was read: the numbers settle nothing
+    derived = description_of_numbers.sections()
+    unsettled = set(description_of_numbers.unknown_regions())  # regions with channels not read: nothing to check
     predicted = parse_description(description)
     return {
-        name: _normalise(predicted[name]) == _normalise(derived[name]) for name in SECTION_NAMES if name in predicted
+        name: _normalise(predicted[name]) == _normalise(derived[name])
+        for name in SECTION_NAMES
+        if name in predicted and name not in unsettled
     }
 
 

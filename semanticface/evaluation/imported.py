@@ -10,6 +10,7 @@ the 61 Live Link Face PascalCase keys at 1 decimal); ``semanticface-toolkit`` â€
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,38 +44,71 @@ def load_predictions(path: str | Path, dataset: Any, *, fmt: str = "semanticface
     by_row: dict[int, Any] = {}
     file = Path(path)
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        lines = file.read_bytes().splitlines()
     except OSError as error:
         raise DatasetError(f"{file}: cannot read predictions ({error})") from error
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        where = f"{file}, line {number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            byte = raw[error.start : error.start + 1].hex()
+            raise DatasetError(f"{where}: not UTF-8 text (byte 0x{byte} at column {error.start + 1})") from None
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DatasetError(f"{file}, line {number}: not JSON ({error.msg})") from error
+            raise DatasetError(f"{where}: not JSON ({error.msg})") from error
+        except RecursionError:
+            raise DatasetError(f"{where}: not JSON (nested too deeply)") from None
         if not isinstance(record, dict):
-            raise DatasetError(f"{file}, line {number}: expected a JSON object")
-        row = _row(record, ids, len(dataset), f"{file}, line {number}")
-        text = next((record[k] for k in TEXT_KEYS if isinstance(record.get(k), str)), None)
+            raise DatasetError(f"{where}: expected a JSON object")
+        row = _row(record, ids, len(dataset), where)
+        present = [k for k in TEXT_KEYS if k in record]
+        if not present:
+            raise DatasetError(f"{where}: no text field (one of {', '.join(TEXT_KEYS)})")
+        text = next((record[k] for k in present if isinstance(record[k], str)), None)
         if text is None:
-            raise DatasetError(f"{file}, line {number}: no text field (one of {', '.join(TEXT_KEYS)})")
+            kind = type(record[present[0]]).__name__
+            raise DatasetError(f"{where}: field {present[0]!r} must be a string, got {kind}")
         if row in by_row:
-            raise DatasetError(f"{file}, line {number}: a second prediction for row {row}")
+            raise DatasetError(f"{where}: a second prediction for row {row}")
+        num_tokens = _count(record.get("num_tokens"), "num_tokens", where)
+        seconds = _seconds(record.get("seconds"), where)
         coefficients, description, issues = _parse(text, fmt)
-        by_row[row] = Prediction(
-            coefficients,
-            description,
-            text,
-            issues,
-            num_tokens=int(record.get("num_tokens") or 0),
-            seconds=float(record.get("seconds") or 0.0),
-        )
+        by_row[row] = Prediction(coefficients, description, text, issues, num_tokens=num_tokens, seconds=seconds)
     return [by_row.get(i) or Prediction(None, "", "", ["no prediction for this row"]) for i in range(len(dataset))]
+
+
+def _count(value: Any, name: str, where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DatasetError(f"{where}: {name!r} must be a non-negative integer, got {value!r:.40}")
+    return value
+
+
+def _seconds(value: Any, where: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DatasetError(f"{where}: 'seconds' must be a number, got {value!r:.40}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
+        raise DatasetError(f"{where}: 'seconds' must be a finite non-negative number, got {value!r:.40}")
+    return seconds
 
 
 def _row(record: dict[str, Any], ids: dict[str, int] | None, size: int, where: str) -> int:
     if "id" in record and ids is not None:
+        if isinstance(record["id"], (dict, list)):
+            raise DatasetError(f"{where}: 'id' must be a string or a number, got {type(record['id']).__name__}")
         if str(record["id"]) not in ids:
             raise DatasetError(f"{where}: id {record['id']!r} is not in the dataset's 'id' column")
         return ids[str(record["id"])]

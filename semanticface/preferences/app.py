@@ -8,12 +8,21 @@ Routes (JSON unless stated):
 - ``POST /api/rankings`` ``{"submission_id", "annotator", "item_id", "groups": [[ids], ...], "all_bad"}``:
   201 stored, 200 duplicate resubmission, 400 malformed, 404 unknown item, 409 submission id reused, 415 not JSON.
 - ``GET /media/<path>`` an image file inside the candidate directory (nothing outside it, symlinks included).
+
+Every request must name the app by an allowed ``Host`` (the bound address or a loopback name with the port, or a
+host given with ``allowed_hosts`` / ``--allowed-host``), else 400: a page on another site cannot reach the app by
+DNS rebinding. A state-changing request from a browser page of another origin (its ``Origin`` header) gets 403.
+JSON bodies are parsed with a depth limit (400, never 500).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
@@ -68,16 +77,101 @@ def _item_json(item: Item) -> dict[str, Any]:
 
 
 def _annotator_arg(value: Any) -> str:
-    if not isinstance(value, str) or not ANNOTATOR_PATTERN.match(value):
+    if not isinstance(value, str) or not ANNOTATOR_PATTERN.fullmatch(value):
         abort(400, description="annotator must be 1-64 letters, digits, spaces or ._@+-")
     return value
 
 
-def create_app(candidates: CandidateSet, store: RankingStore) -> Flask:
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+MAX_JSON_DEPTH = 8  # a ranking is an object of lists of lists: depth 3
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _host_name(host: str) -> str:
+    """A bind address as it appears in a Host header (IPv6 in brackets), lower-cased."""
+    host = host.strip().lower()
+    try:
+        if ipaddress.ip_address(host.strip("[]")).version == 6:
+            return f"[{host.strip('[]')}]"
+    except ValueError:
+        pass
+    return host
+
+
+def allowed_host_headers(bind_host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The ``Host`` header values that name this server: loopback names and the bound address with the port
+    (bare, too, on port 80), and each extra host (``name`` or ``name:port``; bare names get the server's port)."""
+    names = {*LOOPBACK_NAMES}
+    if bind_host and bind_host not in ("0.0.0.0", "::", ""):
+        names.add(_host_name(bind_host))
+    allowed = {f"{name}:{port}" for name in names}
+    if port == 80:
+        allowed |= names
+    for host in extra:
+        host = host.strip().lower()
+        if not host:
+            continue
+        if host.rsplit(":", 1)[-1].isdigit() and not host.endswith("]"):
+            allowed.add(host)
+        else:
+            name = _host_name(host)
+            allowed |= {f"{name}:{port}", *([name] if port == 80 else [])}
+    return frozenset(allowed)
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _json_body() -> Any:
+    """The request's JSON body, or 400: invalid JSON, nested deeper than MAX_JSON_DEPTH (however deep), not UTF-8."""
+    try:
+        body = json.loads(request.get_data(cache=True))
+    except RecursionError:
+        abort(400, description=f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        abort(400, description="body is not valid JSON")
+    if _too_deep(body, MAX_JSON_DEPTH):
+        abort(400, description=f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+    return body
+
+
+def create_app(candidates: CandidateSet, store: RankingStore, *, allowed_hosts: Iterable[str] | None = None) -> Flask:
+    """The app. ``allowed_hosts``: the exact ``Host`` header values accepted (see :func:`allowed_host_headers`);
+    None accepts the loopback names on any port (:func:`make_annotation_server` always passes the real set)."""
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a ranking is a few hundred bytes
+    app.config["ALLOWED_HOSTS"] = None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
     app.url_map.merge_slashes = False  # "//etc/passwd" is refused outright, not redirected
     root = candidates.root.resolve()
+
+    def _host_allowed(host: str) -> bool:
+        allowed = app.config["ALLOWED_HOSTS"]
+        if allowed is None:
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            return name in LOOPBACK_NAMES
+        return host in allowed
+
+    @app.before_request
+    def _check_who_is_asking():
+        host = request.headers.get("Host", "").strip().lower()
+        if not host or not _host_allowed(host):
+            abort(
+                400, description=f"unexpected Host header {host!r:.80}: start the app with --allowed-host to allow it"
+            )
+        origin = request.headers.get("Origin")
+        if request.method in STATE_CHANGING and origin is not None:
+            parts = urlsplit(origin.strip().lower())
+            if parts.scheme not in ("http", "https") or not parts.netloc or not _host_allowed(parts.netloc):
+                abort(403, description=f"requests from origin {origin!r:.80} are not allowed")
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
@@ -107,7 +201,7 @@ def create_app(candidates: CandidateSet, store: RankingStore) -> Flask:
     def post_ranking():
         if not request.is_json:
             abort(415, description="send the ranking as application/json")
-        body = request.get_json(silent=True)
+        body = _json_body()
         if not isinstance(body, dict):
             abort(400, description="body must be a JSON object")
         groups = body.get("groups", [])
@@ -147,7 +241,19 @@ def create_app(candidates: CandidateSet, store: RankingStore) -> Flask:
 
 
 def make_annotation_server(
-    candidates: CandidateSet, store: RankingStore, host: str = "127.0.0.1", port: int = 8000
+    candidates: CandidateSet,
+    store: RankingStore,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    allowed_hosts: Iterable[str] = (),
 ) -> BaseWSGIServer:
-    """A threaded WSGI server (one thread per request); ``port=0`` picks a free port (``server.server_port``)."""
-    return make_server(host, port, create_app(candidates, store), threaded=True)
+    """A threaded WSGI server (one thread per request); ``port=0`` picks a free port (``server.server_port``).
+
+    Requests must name the server by a loopback name or the bound address with its port, or by one of
+    ``allowed_hosts`` (e.g. ``"annotate.lab.example"``, for a reverse proxy or a name on the network)."""
+    extra = tuple(allowed_hosts)
+    app = create_app(candidates, store, allowed_hosts=())
+    server = make_server(host, port, app, threaded=True)
+    app.config["ALLOWED_HOSTS"] = allowed_host_headers(host, server.server_port, extra)
+    return server

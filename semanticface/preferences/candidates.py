@@ -23,7 +23,7 @@ from semanticface.preferences.manifest import REGION_MODES, Candidate, Candidate
 from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, FACE_HALVES
 
 CANDIDATE_REGION_MODES = (*REGION_MODES, "alternate")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # whole string: .fullmatch
 
 
 class Renderer(Protocol):
@@ -143,7 +143,7 @@ def build_item(
     metadata: Mapping[str, Any] | None = None,
 ) -> Item | None:
     """Render the distinct proposals and save the image; None when fewer than 2 distinct candidates remain."""
-    if not _SAFE_ID.match(item_id):
+    if not _SAFE_ID.fullmatch(item_id):
         raise ConfigError(f"item id {item_id!r} must be letters, digits, '.', '_' or '-' (it names files)")
     if region != "full":
         proposals = region_proposals(proposals, region)

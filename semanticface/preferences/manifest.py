@@ -99,6 +99,14 @@ def _relative_path(value: Any, where: str) -> str:
     return value
 
 
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DatasetError(f"{where} must be an object, got {type(value).__name__}")
+    return dict(value)
+
+
 def _parse_item(data: Any, where: str) -> Item:
     if not isinstance(data, dict):
         raise DatasetError(f"{where}: expected a JSON object")
@@ -123,7 +131,7 @@ def _parse_item(data: Any, where: str) -> Item:
                 render=_relative_path(c["render"], cw),
                 coefficients=row_to_coefficients(c["coefficients"], where=cw),
                 completion=str(c["completion"]),
-                origin=dict(c.get("origin") or {}),
+                origin=_object(c.get("origin"), f"{cw}: origin"),
                 raw_text=c.get("raw_text"),
             )
         )
@@ -134,7 +142,7 @@ def _parse_item(data: Any, where: str) -> Item:
         image=_relative_path(data["image"], where),
         candidates=tuple(candidates),
         region=region,
-        metadata=dict(data.get("metadata") or {}),
+        metadata=_object(data.get("metadata"), f"{where}: metadata"),
     )
 
 
@@ -155,16 +163,25 @@ class CandidateSet:
         if not manifest.is_file():
             raise DatasetError(f"{manifest}: no candidate manifest (run `semanticface candidates` first)")
         items = []
-        with manifest.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{manifest}, line {number}"
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DatasetError(f"{where}: invalid JSON ({error.msg})") from None
-                items.append(_parse_item(data, where))
+        try:
+            raw_lines = manifest.read_bytes().splitlines()
+        except OSError as error:
+            raise DatasetError(f"{manifest}: cannot read ({error.strerror or error})") from None
+        for number, raw in enumerate(raw_lines, start=1):
+            where = f"{manifest}, line {number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DatasetError(f"{where}: not UTF-8 text (byte at column {error.start + 1})") from None
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DatasetError(f"{where}: invalid JSON ({error.msg})") from None
+            except RecursionError:
+                raise DatasetError(f"{where}: invalid JSON (nested too deeply)") from None
+            items.append(_parse_item(data, where))
         return cls(root, items)
 
     def save(self) -> Path:

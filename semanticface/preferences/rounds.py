@@ -335,4 +335,4 @@ def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: 
 def _target_config(model_path: str) -> Any:
     from semanticface.inference import read_semanticface_config, target_config_from
 
-    return target_config_from(read_semanticface_config(model_path))
+    return target_config_from(read_semanticface_config(model_path), source=model_path)

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from semanticface.errors import SemanticFaceError
 
-ANNOTATOR_PATTERN = re.compile(r"^[\w][\w .@+-]{0,63}$")
-SUBMISSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,80}$")
+# Whole-string patterns: use .fullmatch (with .match, "$" also matches before a final newline, so "probe\n" passed).
+ANNOTATOR_PATTERN = re.compile(r"[\w][\w .@+-]{0,63}")
+SUBMISSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,80}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rankings (
@@ -74,9 +75,9 @@ class Ranking:
 def validate_ranking(ranking: Ranking, candidate_ids: Sequence[str] | None = None) -> Ranking:
     """Check names and structure; with ``candidate_ids``, require every candidate ranked exactly once
     (unless "all bad", where an empty or complete ranking is accepted). Returns the ranking, normalised."""
-    if not isinstance(ranking.annotator, str) or not ANNOTATOR_PATTERN.match(ranking.annotator):
+    if not isinstance(ranking.annotator, str) or not ANNOTATOR_PATTERN.fullmatch(ranking.annotator):
         raise RankingError(f"annotator name {ranking.annotator!r} must be 1-64 letters, digits, spaces or ._@+-")
-    if not isinstance(ranking.submission_id, str) or not SUBMISSION_ID_PATTERN.match(ranking.submission_id):
+    if not isinstance(ranking.submission_id, str) or not SUBMISSION_ID_PATTERN.fullmatch(ranking.submission_id):
         raise RankingError("submission_id must be 8-80 characters of letters, digits, '-' or '_'")
     if not isinstance(ranking.item_id, str) or not ranking.item_id:
         raise RankingError("item_id must be a non-empty string")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +95,33 @@ def resolve_resume_checkpoint(value: Any, output_dir: str) -> str | None:
     if value is None or value is False or str(value).strip().lower() in ("", "false", "none", "no"):
         return None
     if value is True or str(value).strip().lower() in ("true", "latest", "last", "yes"):
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        return latest_complete_checkpoint(output_dir)
     path = Path(str(value))
     if not (path / "trainer_state.json").is_file():
         raise ConfigError(f"resume_from_checkpoint={value!r} is not a checkpoint directory (no trainer_state.json)")
     return str(path)
+
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` in ``output_dir`` with a readable ``trainer_state.json`` (None when there is
+    none). Newer ones without it (a run killed while saving) are skipped, each with a warning."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name))]
+    for _, path in sorted(found, reverse=True):
+        state = path / "trainer_state.json"
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            reason = "no trainer_state.json" if not state.is_file() else f"unreadable trainer_state.json ({error})"
+            warnings.warn(f"skipping incomplete checkpoint {path} ({reason})", stacklevel=2)
+            continue
+        return str(path)
+    return None
 
 
 def write_metadata(
