@@ -13,6 +13,7 @@ Everything is deterministic for a given seed.
 from __future__ import annotations
 
 import glob
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -65,16 +66,17 @@ class SamplingConfig:
 
 class Sample(NamedTuple):
     coefficients: FaceCoefficients
-    source: str  # "uniform", "sparse", "llf:<file name>" or "llf-mix"
+    source: str  # "uniform", "sparse", "llf:<file>#<frame>" or "llf-mix:<file>#<frame>+<file>#<frame>"
 
 
 class FramePool:
-    """All valid frames of some Live Link Face recordings, as one (N, 61) array."""
+    """Valid frames of some Live Link Face recordings, as one (N, 61) array, with where each frame came from."""
 
-    def __init__(self, values: np.ndarray, origins: list[str], offsets: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, origins: list[str], takes: np.ndarray, frames: np.ndarray) -> None:
         self.values = values
         self.origins = origins  # file name of each recording
-        self.offsets = offsets  # first row of each recording in ``values``
+        self.takes = takes  # (N,) index into ``origins`` of each row
+        self.frames = frames  # (N,) position of each row among its recording's usable frames
 
     @classmethod
     def from_patterns(cls, patterns: tuple[str, ...] | list[str]) -> FramePool:
@@ -88,7 +90,7 @@ class FramePool:
             paths += [Path(m) for m in matches]
         if not paths:
             raise DatasetError("no Live Link Face recordings given")
-        arrays, origins, offsets, total = [], [], [], 0
+        arrays, origins, takes, frames = [], [], [], []
         for path in paths:
             if not path.is_file():
                 raise DatasetError(f"{path}: Live Link Face CSV not found")
@@ -98,22 +100,31 @@ class FramePool:
             if len(values) == 0:
                 raise DatasetError(f"{path}: no usable frames")
             arrays.append(values)
+            takes.append(np.full(len(values), len(origins)))
+            frames.append(np.arange(len(values)))
             origins.append(path.name)
-            offsets.append(total)
-            total += len(values)
-        return cls(np.concatenate(arrays), origins, np.array(offsets))
+        return cls(np.concatenate(arrays), origins, np.concatenate(takes), np.concatenate(frames))
 
     def __len__(self) -> int:
         return len(self.values)
 
+    def select(self, rows: np.ndarray) -> FramePool:
+        """The pool restricted to ``rows`` (same recordings list)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return FramePool(self.values[rows], self.origins, self.takes[rows], self.frames[rows])
+
     def origin(self, row: int) -> str:
-        return self.origins[int(np.searchsorted(self.offsets, row, side="right")) - 1]
+        return self.origins[int(self.takes[row])]
+
+    def label(self, row: int) -> str:
+        """``<file name>#<frame>``: the recorded frame a sample came from."""
+        return f"{self.origin(row)}#{int(self.frames[row])}"
 
 
 class ExpressionSampler:
     """Draws :class:`Sample` s according to a :class:`SamplingConfig`; same seed, same samples."""
 
-    def __init__(self, config: SamplingConfig, seed: int = 0, pool: FramePool | None = None) -> None:
+    def __init__(self, config: SamplingConfig, seed: int | Sequence[int] = 0, pool: FramePool | None = None) -> None:
         self.config = config
         self.rng = np.random.default_rng(seed)
         self.pool = pool
@@ -140,12 +151,12 @@ class ExpressionSampler:
             assert self.pool is not None
             row = int(rng.integers(len(self.pool)))
             values[:] = self.pool.values[row]
-            source = f"llf:{self.pool.origin(row)}"
+            source = f"llf:{self.pool.label(row)}"
             if rng.random() < cfg.mix_probability:
-                other = self.pool.values[int(rng.integers(len(self.pool)))]
+                other_row = int(rng.integers(len(self.pool)))
                 a = rng.random()
-                values[:] = a * values + (1 - a) * other
-                source = "llf-mix"
+                values[:] = a * values + (1 - a) * self.pool.values[other_row]
+                source = f"llf-mix:{self.pool.label(row)}+{self.pool.label(other_row)}"
             if cfg.jitter > 0:
                 values[:NUM_BLENDSHAPES] += rng.normal(0, cfg.jitter, NUM_BLENDSHAPES)
         if cfg.head_pose > 0:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 from semanticface.errors import ConfigError
 from semanticface.sampling import SOURCES, SamplingConfig
-from semanticface.synth import SynthConfig, parse_splits, synthesize
+from semanticface.splits import EXPRESSION_HOLDOUTS
+from semanticface.synth import PROVENANCE_FILENAME, SynthConfig, parse_splits, synthesize
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SEMANTICFACE_MESH_DIR"),
         help="rig for --renderer mesh: OBJ + npz folder or .glb/.gltf (default $SEMANTICFACE_MESH_DIR)",
     )
+    parser.add_argument(
+        "--expression-holdout",
+        choices=EXPRESSION_HOLDOUTS,
+        default="auto",
+        help="split recorded expressions too: recording, block (time blocks with a gap), auto, none (leaks)",
+    )
+    parser.add_argument("--block-frames", type=int, default=120, help="frames per time block (block holdout)")
+    parser.add_argument("--block-gap", type=int, default=30, help="frames dropped between blocks of two splits")
     parser.add_argument("--num-proc", type=int, default=None, help="worker processes for rendering")
 
 
@@ -62,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         splits=parse_splits(args.splits),
         sampling=sampling,
         mesh_dir=args.mesh_dir,
+        expression_holdout=args.expression_holdout,
+        block_frames=args.block_frames,
+        block_gap=args.block_gap,
     )
     start = time.perf_counter()
     dataset = synthesize(config, args.out, num_proc=args.num_proc)
@@ -69,5 +83,12 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(split) for split in dataset.values())
     for name, split in dataset.items():
         print(f"{name}: {len(split)} images, identities {sorted(set(split['identity']))}")
+    provenance = json.loads((Path(args.out) / PROVENANCE_FILENAME).read_text())
+    print(f"expressions: {provenance.get('expression_holdout')} holdout (see {PROVENANCE_FILENAME})")
+    for name, check in provenance.get("nearest_training_expression", {}).items():
+        print(
+            f"  {name}: {check['shared_source_frame_fraction']:.0%} of rows reuse a training frame; nearest training "
+            f"expression median {check['median']:.3f} (mean |diff| over blendshapes)"
+        )
     print(f"wrote {total} images to {args.out} in {seconds:.1f} s ({total / seconds:.1f} images/s)")
     return 0
