@@ -109,7 +109,7 @@ def pretrain_vision(args: argparse.Namespace, out: Path, base: Path, splits: dic
     rows = pretraining["train"]
     if not set(rows["identity"]) <= train_ids or set(rows["identity"]) & test_ids:
         raise RuntimeError("vision pretraining faces must come from the benchmark's training identities only")
-    config = VisionPretrainConfig(max_steps=args.vision_pretrain_steps, seed=args.seed)
+    config = VisionPretrainConfig(vision_pretrain_steps=args.vision_pretrain_steps, vision_pretrain_seed=args.seed)
     record = pretrain_vision_tower(base, rows, config)
     return {
         "source": args.vision_pretrain_source,

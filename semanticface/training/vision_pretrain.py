@@ -13,6 +13,7 @@ then loads it like any other checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,20 +27,34 @@ from semanticface.rows import dataset_coefficients
 from semanticface.schema import BLENDSHAPES, NUM_BLENDSHAPES
 
 RECORD_FILE = "vision_pretraining.json"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class VisionPretrainConfig:
-    """How long and how fast the vision tower trains."""
+    """How long and how fast the vision tower trains (field names are prefixed: the recipe parses this dataclass
+    beside ``SFTConfig``, whose ``max_steps``/``learning_rate`` are the distillation's own)."""
 
-    max_steps: int = field(default=12000, metadata={"help": "Optimizer steps (one batch of images each)."})
-    batch_size: int = field(default=8, metadata={"help": "Images per step."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate (constant, no decay)."})
-    seed: int = field(default=0, metadata={"help": "Seed for the head's initialisation and the batch order."})
+    vision_pretrain_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Vision-tower pretraining steps before distillation (one batch of training images each); 0 = "
+            "off. Only for randomly initialised local models (tiny:ARCH): real checkpoints already see."
+        },
+    )
+    vision_pretrain_batch_size: int = field(default=8, metadata={"help": "Images per vision pretraining step."})
+    vision_pretrain_learning_rate: float = field(
+        default=2e-3, metadata={"help": "AdamW learning rate of vision pretraining (constant, no decay)."}
+    )
+    vision_pretrain_seed: int = field(
+        default=0, metadata={"help": "Seed for the throwaway head's initialisation and the batch order."}
+    )
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ConfigError("max_steps and batch_size must be >= 1 and learning_rate > 0")
+        if self.vision_pretrain_steps < 0 or self.vision_pretrain_batch_size < 1:
+            raise ConfigError("vision_pretrain_steps must be >= 0 and vision_pretrain_batch_size >= 1")
+        if not self.vision_pretrain_learning_rate > 0:
+            raise ConfigError("vision_pretrain_learning_rate must be > 0")
 
 
 def _targets(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +91,9 @@ def pretrain_vision_tower(
     """
     import torch
 
-    config = config or VisionPretrainConfig()
+    config = config or VisionPretrainConfig(vision_pretrain_steps=12000)
+    if config.vision_pretrain_steps < 1:
+        raise ConfigError("vision_pretrain_steps must be >= 1 to pretrain")
     path = Path(checkpoint_dir)
     if not (path / "config.json").is_file():
         raise ConfigError(f"{str(path)!r} is not a local checkpoint directory (no config.json)")
@@ -91,24 +108,30 @@ def pretrain_vision_tower(
         parameter.requires_grad_(True)
     model.train()
 
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.vision_pretrain_seed)
     head = torch.nn.Linear(model.config.get_text_config().hidden_size, NUM_BLENDSHAPES)
     with torch.no_grad():  # start at the per-channel median, the best constant under L1
         head.weight.mul_(0.1)
         head.bias.copy_(torch.from_numpy(np.median(values, axis=0)))
-    optimizer = torch.optim.AdamW([*parameters, *head.parameters()], lr=config.learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        [*parameters, *head.parameters()], lr=config.vision_pretrain_learning_rate, weight_decay=0.0
+    )
     targets, mask = torch.from_numpy(values), torch.from_numpy(known)
-    images_only = dataset.select_columns(["images"])  # row access then decodes no coefficient columns
-    order = np.random.default_rng(config.seed)
+    # Decode and preprocess every image once: steps then only index and concatenate tensors.
+    encoded = [
+        processor.image_processor(images=[row[0]], return_tensors="pt")
+        for row in dataset.select_columns(["images"])["images"]
+    ]
+    order = np.random.default_rng(config.vision_pretrain_seed)
     batches = np.array([], dtype=int)
     losses: list[float] = []
     start = time.perf_counter()
-    for _ in range(config.max_steps):
-        if len(batches) < config.batch_size:
+    size = config.vision_pretrain_batch_size
+    for _ in range(config.vision_pretrain_steps):
+        if len(batches) < size:
             batches = np.concatenate([batches, order.permutation(len(dataset))])
-        rows, batches = batches[: config.batch_size].tolist(), batches[config.batch_size :]
-        images = [row[0] for row in images_only[rows]["images"]]
-        inputs = processor.image_processor(images=images, return_tensors="pt")
+        rows, batches = batches[:size].tolist(), batches[size:]
+        inputs = {key: torch.cat([encoded[r][key] for r in rows]) for key in encoded[rows[0]]}
         predictions = head(_pooled_image_features(model, dict(inputs)))
         errors = (predictions - targets[rows]).abs() * mask[rows]
         loss = errors.sum() / mask[rows].sum().clamp(min=1)
@@ -129,4 +152,25 @@ def pretrain_vision_tower(
         "final_l1": float(np.mean(losses[-window:])),
     }
     (path / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def pretrain_before_distillation(
+    model_path: str, train_rows: Any, config: VisionPretrainConfig | None, *, resuming_full_model: bool = False
+) -> dict[str, Any] | None:
+    """The distillation recipe's hook: pretrain when ``config`` asks for steps (main process first; the others
+    wait, then load the result). Skipped when a full-model checkpoint is resumed (its weights replace the base)."""
+    if config is None or config.vision_pretrain_steps == 0 or resuming_full_model:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState()
+    record = None
+    with state.main_process_first():
+        if state.is_main_process:
+            record = pretrain_vision_tower(model_path, train_rows, config)
+            logger.info(
+                "vision pretraining: L1 %.4f -> %.4f in %.0f s (%d steps on %d training faces)",
+                record["initial_l1"], record["final_l1"], record["wall_s"], record["steps"], record["rows"],
+            )  # fmt: skip
     return record
