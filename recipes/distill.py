@@ -33,7 +33,9 @@ from semanticface.training.setup import (
     resolve_resume_checkpoint,
     save_artifacts,
 )
+from semanticface.training.summary import report_heldout
 from semanticface.training.trainer import DistillTrainer
+from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_before_distillation
 
 logger = logging.getLogger("semanticface.distill")
 
@@ -43,17 +45,23 @@ def main(
     training_args: SFTConfig,
     model_args: ModelConfig,
     callbacks: list[Any] | None = None,
+    vision_args: VisionPretrainConfig | None = None,
 ) -> DistillTrainer:
     training_args = distributed_training_args(training_args)  # N CPU processes -> one gloo DDP group
     target_config = script_args.target_config()
     model_path = resolve_model_path(
         model_args.model_name_or_path, training_args.output_dir, seed=script_args.tiny_model_seed
     )
+    # Data: semanticface rows -> prompt/completion rows (loss on the completion only) with one image each.
+    train_rows, eval_rows = split_rows(*load_rows(script_args), script_args, seed=training_args.seed)
+    checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    # A random tiny model needs eyes first: its vision tower trains on the training rows only (no-op by default).
+    pretrain_before_distillation(
+        model_path, train_rows, vision_args, resuming_full_model=bool(checkpoint) and not model_args.use_peft
+    )
     # trust_remote_code lives in SFTConfig in TRL >= 1.x (ModelConfig in older releases).
     trust_remote_code = getattr(training_args, "trust_remote_code", getattr(model_args, "trust_remote_code", False))
 
-    # Data: semanticface rows -> prompt/completion rows (loss on the completion only) with one image each.
-    train_rows, eval_rows = split_rows(*load_rows(script_args), script_args, seed=training_args.seed)
     train_dataset = format_dataset(train_rows, target_config)
     eval_dataset = format_dataset(eval_rows, target_config) if eval_rows is not None else None
     # A max_length that would truncate is refused before the model is loaded: the processor (the model's own
@@ -98,7 +106,6 @@ def main(
         trainer.add_callback(generation_eval)
 
     # Trainer ignores args.resume_from_checkpoint: it must be passed to train() explicitly.
-    checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -110,11 +117,13 @@ def main(
     save_artifacts(trainer, processor, output_dir=training_args.output_dir, metrics=metrics, **metadata)
     if training_args.push_to_hub:
         push_artifacts(trainer, output_dir=training_args.output_dir, metrics=metrics, **metadata)
+    if trainer.accelerator.is_main_process:
+        report_heldout(metrics, output_dir=training_args.output_dir, script_args=script_args)
     return trainer
 
 
 if __name__ == "__main__":
-    parser = TrlParser((DistillScriptArguments, SFTConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config()
+    parser = TrlParser((DistillScriptArguments, VisionPretrainConfig, SFTConfig, ModelConfig))
+    script_args, vision_args, training_args, model_args = parser.parse_args_and_config()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main(script_args, training_args, model_args)
+    main(script_args, training_args, model_args, vision_args=vision_args)

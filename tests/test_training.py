@@ -36,11 +36,21 @@ def _recipe():
 
 
 def _parse(argv: list[str]):
+    """``(script, training, model)`` args as the recipe parses them; vision pretraining is left out (unit tests
+    use the tiny random tower; ``_parse_with_vision`` keeps it)."""
+    script_args, _, training_args, model_args = _parse_with_vision(argv)
+    return script_args, training_args, model_args
+
+
+def _parse_with_vision(argv: list[str]):
     from trl import ModelConfig, SFTConfig, TrlParser
 
     from semanticface.training.config import DistillScriptArguments
+    from semanticface.training.vision_pretrain import VisionPretrainConfig
 
-    return TrlParser((DistillScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(args=argv)
+    return TrlParser((DistillScriptArguments, VisionPretrainConfig, SFTConfig, ModelConfig)).parse_args_and_config(
+        args=argv
+    )
 
 
 def _coefficients(rng: np.random.Generator) -> FaceCoefficients:
@@ -386,6 +396,7 @@ def test_quickstart_two_process_ddp(tmp_path):
         "--output_dir", str(out), "--synthetic_samples", "64", "--synthetic_identities", "8",
         "--max_steps", "4", "--per_device_train_batch_size", "2", "--eval_steps", "4", "--save_steps", "4",
         "--eval_generate_samples", "2", "--eval_max_new_tokens", "16", "--logging_steps", "1",
+        "--vision_pretrain_steps", "2",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     start = time.perf_counter()
@@ -401,6 +412,7 @@ def test_quickstart_two_process_ddp(tmp_path):
     ]
     assert any(entry.get("eval_gen_samples") == 2 for entry in state["log_history"])
     assert (out / "model.safetensors").is_file() and (out / "semanticface_config.json").is_file()
+    assert (out / "tiny_base_model" / "vision_pretraining.json").is_file()  # rank 0 pretrained, rank 1 waited
     print(f"2-process DDP quickstart (4 steps) wall time: {wall:.1f} s")
 
 
@@ -472,3 +484,41 @@ def test_qlora_4bit_run_on_qwen3_vl(face_dataset_dir, tmp_path):
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) == {"q_proj", "v_proj"}
     assert json.loads((out / "processor_config.json").read_text())["processor_class"] == "Qwen3VLProcessor"
+
+
+# --- the main job's eyes and closing lines ----------------------------------------------------------------------
+
+
+def test_recipe_pretrains_the_vision_tower_on_training_rows_and_ends_with_a_heldout_summary(
+    face_dataset_dir, tmp_path, capsys
+):
+    from datasets import load_from_disk
+
+    from semanticface.training.summary import SUMMARY_FILENAME
+
+    out = tmp_path / "eyes"
+    argv = _short_run_args(
+        face_dataset_dir, out, "--model_name_or_path", "tiny:qwen3_vl", "--vision_pretrain_steps", "5"
+    )
+    script_args, vision_args, training_args, model_args = _parse_with_vision(argv)
+    _recipe().main(script_args, training_args, model_args, vision_args=vision_args)
+    record = json.loads((out / "tiny_base_model" / "vision_pretraining.json").read_text())
+    assert record["steps"] == 5 and record["rows"] == len(load_from_disk(str(face_dataset_dir))["train"])
+    summary = json.loads((out / SUMMARY_FILENAME).read_text())
+    assert summary["rows"] == 2 and summary["median_constant_mae"] > 0
+    assert summary["ratio_to_median_constant"] == pytest.approx(summary["mae"] / summary["median_constant_mae"], 1e-3)
+    printed = capsys.readouterr().out
+    assert "held-out faces (2 rows" in printed and f"semanticface predict my_face.jpg --model {out}" in printed
+
+
+def test_heldout_summary_says_whether_the_model_beats_the_best_constant():
+    from semanticface.training.summary import format_summary, heldout_summary
+
+    metrics = {"eval_gen_mae": 0.03, "eval_gen_median_mae": 0.04, "eval_gen_neutral_mae": 0.05, "eval_gen_samples": 9}
+    good = heldout_summary(metrics, output_dir="o", target_format="semantic", decoding="forced")
+    assert good["ratio_to_median_constant"] == 0.75 and good["beats_median_constant"]
+    assert "reads the image" in format_summary(good)
+    blind = heldout_summary({**metrics, "eval_gen_mae": 0.041}, output_dir="o", target_format="semantic", decoding="x")
+    assert not blind["beats_median_constant"] and "WARNING" in format_summary(blind)
+    empty = heldout_summary({}, output_dir="o", target_format="semantic", decoding="x")
+    assert empty["mae"] is None and "no held-out evaluation" in format_summary(empty)
