@@ -1,0 +1,60 @@
+"""What every benchmark's ``report.json`` starts with (environment, settings, timings), and how it is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+
+def environment() -> dict[str, Any]:
+    """Machine, library versions and the code's commit: enough to tell two reports' conditions apart."""
+    import torch
+    import transformers
+    import trl
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "commit": commit or None,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def new_report(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "benchmark": name,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "environment": environment(),
+        "settings": settings,
+    }
+
+
+def write_report(out: Path, report: dict[str, Any]) -> Path:
+    """Write ``out/report.json`` atomically (a reader never sees half a file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.json"
+    scratch = path.with_suffix(".json.tmp")
+    scratch.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    scratch.replace(path)
+    return path
