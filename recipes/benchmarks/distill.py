@@ -182,6 +182,8 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = "llf" if any(SHARED_LLF.glob("*.csv")) else "sparse"
+    if source != "llf":
+        print(f"WARNING: no Live Link Face captures at {SHARED_LLF}: expressions are sparse random draws", flush=True)
     data = render(args, seed, source, out / "data")
     splits = datasets.load_from_disk(str(data))
     test = splits["test"].select(range(min(args.test_limit, len(splits["test"]))))
