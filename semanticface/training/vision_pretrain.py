@@ -46,6 +46,14 @@ class VisionPretrainConfig:
     vision_pretrain_learning_rate: float = field(
         default=2e-3, metadata={"help": "AdamW learning rate of vision pretraining (constant, no decay)."}
     )
+    vision_pretrain_loss: str = field(
+        default="l1",
+        metadata={
+            "help": "Regression loss of vision pretraining: l1 (MAE), or mse, whose gradient grows with the error "
+            "and so keeps learning on sparse targets where l1 settles at the all-rest median.",
+            "choices": ["l1", "mse"],
+        },
+    )
     vision_pretrain_seed: int = field(
         default=0, metadata={"help": "Seed for the throwaway head's initialisation and the batch order."}
     )
@@ -55,6 +63,8 @@ class VisionPretrainConfig:
             raise ConfigError("vision_pretrain_steps must be >= 0 and vision_pretrain_batch_size >= 1")
         if not self.vision_pretrain_learning_rate > 0:
             raise ConfigError("vision_pretrain_learning_rate must be > 0")
+        if self.vision_pretrain_loss not in ("l1", "mse"):
+            raise ConfigError(f"vision_pretrain_loss must be 'l1' or 'mse', got {self.vision_pretrain_loss!r}")
 
 
 def _targets(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +143,8 @@ def pretrain_vision_tower(
         rows, batches = batches[:size].tolist(), batches[size:]
         inputs = {key: torch.cat([encoded[r][key] for r in rows]) for key in encoded[rows[0]]}
         predictions = head(_pooled_image_features(model, dict(inputs)))
-        errors = (predictions - targets[rows]).abs() * mask[rows]
+        difference = predictions - targets[rows]
+        errors = (difference.abs() if config.vision_pretrain_loss == "l1" else difference.square()) * mask[rows]
         loss = errors.sum() / mask[rows].sum().clamp(min=1)
         optimizer.zero_grad()
         loss.backward()
@@ -148,8 +159,9 @@ def pretrain_vision_tower(
         "trained_modules": vision,
         "steps": len(losses),
         "wall_s": round(time.perf_counter() - start, 1),
-        "initial_l1": float(np.mean(losses[:window])),
-        "final_l1": float(np.mean(losses[-window:])),
+        "loss": config.vision_pretrain_loss,
+        "initial_loss": float(np.mean(losses[:window])),
+        "final_loss": float(np.mean(losses[-window:])),
     }
     (path / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -170,7 +182,7 @@ def pretrain_before_distillation(
         if state.is_main_process:
             record = pretrain_vision_tower(model_path, train_rows, config)
             logger.info(
-                "vision pretraining: L1 %.4f -> %.4f in %.0f s (%d steps on %d training faces)",
-                record["initial_l1"], record["final_l1"], record["wall_s"], record["steps"], record["rows"],
+                "vision pretraining: %s %.4f -> %.4f in %.0f s (%d steps on %d training faces)",
+                record["loss"], record["initial_loss"], record["final_loss"], record["wall_s"], record["steps"], record["rows"],
             )  # fmt: skip
     return record
