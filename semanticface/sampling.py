@@ -6,6 +6,10 @@
 * ``uniform``: every blendshape uniform in [0, 1] (stress coverage; faces look extreme).
 * ``sparse``: a few random blendshapes active (``min_active``..``max_active``), the rest at rest, as isolated
   action units appear in FACS data sets; each active value is uniform in [0.2, 1].
+* ``prototype``: whole expressions, as faces make them: one of the six basic emotions' EMFACS action units
+  (:data:`semanticface.semantics.PROTOTYPES`, required and supporting AUs) or a neutral face, at a random intensity,
+  with slight left/right asymmetry, plus blinks, gaze, speech-like jaw opening and a little noise on every channel.
+  Needs no files; channels are correlated as in real captures, so it stands in for them where they are absent.
 
 Everything is deterministic for a given seed.
 """
@@ -22,9 +26,9 @@ import numpy as np
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
-from semanticface.schema import NUM_BLENDSHAPES, NUM_CHANNELS
+from semanticface.schema import CHANNEL_INDEX, FACS_TO_ARKIT, NUM_BLENDSHAPES, NUM_CHANNELS
 
-SOURCES = ("llf", "uniform", "sparse")
+SOURCES = ("llf", "uniform", "sparse", "prototype")
 
 
 @dataclass
@@ -141,6 +145,9 @@ class ExpressionSampler:
             source = "uniform"
             if rng.random() >= cfg.neutral_fraction:
                 values[:NUM_BLENDSHAPES] = rng.random(NUM_BLENDSHAPES)
+        elif cfg.source == "prototype":
+            source = "prototype"
+            values[:NUM_BLENDSHAPES] = _prototype_face(rng, cfg.jitter)
         elif cfg.source == "sparse":
             source = "sparse"
             if rng.random() >= cfg.neutral_fraction:
@@ -164,6 +171,35 @@ class ExpressionSampler:
         values[:NUM_BLENDSHAPES] = np.clip(values[:NUM_BLENDSHAPES], 0.0, 1.0)
         values[NUM_BLENDSHAPES:] = np.clip(values[NUM_BLENDSHAPES:], -1.0, 1.0)
         return Sample(FaceCoefficients(values), source)
+
+
+def _prototype_face(rng: np.random.Generator, noise: float) -> np.ndarray:
+    """One ``prototype`` expression (see the module docstring): 52 blendshape values in [0, 1]."""
+    from semanticface.semantics import PROTOTYPES
+
+    values = np.zeros(NUM_BLENDSHAPES)
+    choice = int(rng.integers(len(PROTOTYPES) + 1))  # the last choice is a neutral face
+    if choice < len(PROTOTYPES):
+        proto = PROTOTYPES[choice]
+        intensity = rng.uniform(0.35, 1.0)
+        aus = [group[int(rng.integers(len(group)))] for group in proto.required]
+        aus += [au for au in proto.support if rng.random() < 0.5 and au not in aus]
+        for au in aus:
+            for name in FACS_TO_ARKIT[au]:
+                values[CHANNEL_INDEX[name]] = intensity * rng.uniform(0.75, 1.0)
+    if rng.random() < 0.15:  # a blink
+        values[[CHANNEL_INDEX["eyeBlinkLeft"], CHANNEL_INDEX["eyeBlinkRight"]]] = rng.uniform(0.6, 1.0)
+    if rng.random() < 0.5:  # gaze: both eyes one way
+        direction = ("Up", "Down", "In", "Out")[int(rng.integers(4))]
+        other = {"In": "Out", "Out": "In"}.get(direction, direction)
+        amount = rng.uniform(0.1, 0.7)
+        values[CHANNEL_INDEX[f"eyeLook{direction}Left"]] = amount
+        values[CHANNEL_INDEX[f"eyeLook{other}Right"]] = amount
+    if rng.random() < 0.3:  # speech-like jaw opening
+        values[CHANNEL_INDEX["jawOpen"]] = max(values[CHANNEL_INDEX["jawOpen"]], rng.uniform(0.1, 0.6))
+    if noise > 0:
+        values += np.abs(rng.normal(0, noise, NUM_BLENDSHAPES))
+    return np.clip(values, 0.0, 1.0)
 
 
 def sample_expressions(config: SamplingConfig, n: int, *, seed: int = 0) -> list[Sample]:

@@ -285,3 +285,11 @@ assert len(POSE_CHANNELS) == 9
 assert sorted(LLF_COLUMN_ORDER) == sorted(_pascal(n) for n in CHANNELS)
 assert len(MEDIAPIPE_CATEGORIES) == 52
 assert set(ARKIT_TO_FACS) == set(BLENDSHAPES)
+
+#: FACS action unit -> the ARKit channels that express it (the inverse of ARKIT_TO_FACS).
+FACS_TO_ARKIT: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        au: tuple(n for n in BLENDSHAPES if au in ARKIT_TO_FACS[n])
+        for au in dict.fromkeys(a for v in ARKIT_TO_FACS.values() for a in v)
+    }
+)

@@ -83,3 +83,24 @@ def test_bad_configs_and_missing_files_raise(tmp_path):
         SamplingConfig(min_active=5, max_active=2)
     with pytest.raises(DatasetError, match="no Live Link Face CSV matches"):
         ExpressionSampler(SamplingConfig(source="llf", recordings=(str(tmp_path / "*.csv"),)))
+
+
+def test_prototype_faces_are_whole_expressions_that_stage1_recognises():
+    from collections import Counter
+
+    from semanticface.semantics import PROTOTYPES, describe
+
+    samples = sample_expressions(SamplingConfig(source="prototype", jitter=0.0), 700, seed=2)
+    assert {s.source for s in samples} == {"prototype"}
+    values = _values(samples)[:, :NUM_BLENDSHAPES]
+    assert values.min() >= 0 and values.max() <= 1
+    categories = Counter(describe(s.coefficients).category.split(" ")[0] for s in samples)
+    # Every basic emotion appears, recognised by the same EMFACS rules stage 1 describes faces with.
+    assert {p.emotion for p in PROTOTYPES} <= set(categories)
+    assert categories["other"] < 0.1 * len(samples)
+    # Channels move together as in real faces: the two lip corners of a smile, the two lids of a blink.
+    left, right = CHANNEL_INDEX["mouthSmileLeft"], CHANNEL_INDEX["mouthSmileRight"]
+    assert np.corrcoef(values[:, left], values[:, right])[0, 1] > 0.9
+    assert sample_expressions(SamplingConfig(source="prototype"), 5, seed=2) == sample_expressions(
+        SamplingConfig(source="prototype"), 5, seed=2
+    )

@@ -46,6 +46,19 @@ class DistillScriptArguments:
     synthetic_mesh_dir: str | None = field(
         default=None, metadata={"help": "Rig for synthetic_renderer=mesh: ICT-style OBJ + npz folder, or a .glb."}
     )
+    synthetic_source: str = field(
+        default="prototype",
+        metadata={
+            "help": "Expressions of synthetic faces: prototype (whole basic-emotion expressions, no files needed), "
+            "llf (real Live Link Face captures: synthetic_recordings), sparse or uniform.",
+            "choices": ["prototype", "llf", "sparse", "uniform"],
+        },
+    )
+    synthetic_recordings: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Live Link Face CSV paths or globs for synthetic_source: llf (whole takes or time blocks "
+                  "are held out, as well as identities)."},
+    )  # fmt: skip
     synthetic_image_size: int = field(default=112, metadata={"help": "Side in pixels of rendered faces."})
     synthetic_identities: int = field(default=40, metadata={"help": "Distinct face identities (split by identity)."})
     synthetic_seed: int = field(default=0, metadata={"help": "Seed of synthetic expressions, identities and splits."})
@@ -117,6 +130,12 @@ class DistillScriptArguments:
             raise ConfigError(f"eval_numbers must be 'median' or 'mode', got {self.eval_numbers!r}")
         if self.eval_numbers == "median" and self.eval_decoding != "forced":
             raise ConfigError("eval_numbers: median needs eval_decoding: forced (use eval_numbers: mode)")
+        if self.synthetic_source not in ("prototype", "llf", "sparse", "uniform"):
+            raise ConfigError(
+                f"synthetic_source must be prototype, llf, sparse or uniform, got {self.synthetic_source!r}"
+            )
+        if self.synthetic and self.synthetic_source == "llf" and not self.synthetic_recordings:
+            raise ConfigError("synthetic_source: llf needs synthetic_recordings (Live Link Face CSV paths or globs)")
         if not self.synthetic and not self.dataset_name:
             raise ConfigError("give dataset_name (a saved dataset directory or Hub id) or set synthetic: true")
         self.target_config()  # validate target fields early, before any model is loaded

@@ -10,12 +10,14 @@ from semanticface.training.config import DistillScriptArguments
 
 
 def synthetic_rows(args: DistillScriptArguments) -> tuple[Any, Any | None]:
-    """Render faces with known coefficients (``semanticface.synth``): ``(train, validation)``, split by identity.
+    """Render faces with known coefficients (``semanticface.synth``): ``(train, validation)``, split by identity
+    (and, for recorded expressions, by recording or time block).
 
     Under DDP the main process renders first; the others then find the result in the datasets cache.
     """
     from accelerate import PartialState
 
+    from semanticface.sampling import SamplingConfig
     from semanticface.synth import SynthConfig, build_dataset
 
     config = SynthConfig(
@@ -25,6 +27,7 @@ def synthetic_rows(args: DistillScriptArguments) -> tuple[Any, Any | None]:
         seed=args.synthetic_seed,
         identities=args.synthetic_identities,
         mesh_dir=args.synthetic_mesh_dir,
+        sampling=SamplingConfig(source=args.synthetic_source, recordings=tuple(args.synthetic_recordings)),
     )
     with PartialState().main_process_first():
         splits = build_dataset(config)
