@@ -67,7 +67,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--test-limit", type=int, default=300, help="test faces decoded per seed")
-    parser.add_argument("--formats", nargs="+", default=["coefficients", "semantic"])
+    parser.add_argument(
+        "--formats",
+        nargs="+",
+        default=["coefficients", "semantic"],
+        help="target formats, optionally with a block style: semantic, semantic:compact, coefficients:json, ...",
+    )
+    parser.add_argument(
+        "--processor-dir",
+        default=None,
+        help="build the tiny model on a real processor (e.g. ../shared/data/qwen3_vl_4b: Qwen3-VL's tokenizer); use "
+        "it to compare block styles (the local tokenizer has whole-number tokens for 0.37 but splits 37)",
+    )
     parser.add_argument("--n-boot", type=int, default=10_000)
     args = parser.parse_args(argv)
     if args.quick:
@@ -146,7 +157,13 @@ def linear_probe(checkpoint: Path, train: Any, test_images: list[Any], seed: int
         return head((x_test - mu) / sd).clamp(0, 1).tolist()
 
 
-def distil(args: argparse.Namespace, seed: int, target_format: str, data: Path, base: Path, out: Path) -> Any:
+def split_format(spec: str) -> tuple[str, str]:
+    """``semantic`` or ``semantic:compact`` -> (target_format, block_style)."""
+    target_format, _, block_style = spec.partition(":")
+    return target_format, block_style or "json"
+
+
+def distil(args: argparse.Namespace, seed: int, spec: str, data: Path, base: Path, out: Path) -> Any:
     """The recipe's own code path; returns the trainer (its model is the distilled one)."""
     spec = importlib.util.spec_from_file_location("distill_recipe", RECIPES / "distill.py")
     recipe = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -159,7 +176,8 @@ def distil(args: argparse.Namespace, seed: int, target_format: str, data: Path, 
     argv = [
         "--config", str(RECIPES / "configs" / "quickstart.yaml"),
         "--model_name_or_path", str(base), "--synthetic", "false", "--dataset_name", str(data),
-        "--dataset_test_split", "validation", "--target_format", target_format,
+        "--dataset_test_split", "validation", "--target_format", split_format(spec)[0],
+        "--block_style", split_format(spec)[1],
         "--output_dir", str(out), "--max_steps", str(args.max_steps), "--vision_pretrain_steps", "0",
         "--per_device_train_batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
         "--warmup_steps", str(min(20, args.max_steps // 10)), "--eval_strategy", "no", "--eval_generate_samples", "0",
@@ -193,7 +211,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     base = out / "base"
 
     def pretrain() -> dict[str, Any]:
-        build_tiny_model(base, architecture=args.architecture, seed=seed)
+        build_tiny_model(base, architecture=args.architecture, seed=seed, processor_dir=args.processor_dir)
         # Same seed, identity count and split fractions: the same identities per split as the benchmark's data.
         vision = datasets.load_from_disk(str(render(args, seed, "uniform", out / "vision_data")))["train"]
         if not set(vision["identity"]) <= set(splits["train"]["identity"]):
@@ -205,17 +223,18 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     probe = stage(out / "linear_probe.json", lambda: linear_probe(base, splits["train"], test_images, seed))
     predictions: dict[str, list[list[float]] | list[None]] = {"linear_probe": probe}
     formats: dict[str, Any] = {}
-    for target_format in args.formats:
+    for spec in args.formats:
+        name = spec.replace(":", "_")
 
-        def train_and_decode(target_format: str = target_format) -> dict[str, Any]:
+        def train_and_decode(spec: str = spec, name: str = name) -> dict[str, Any]:
             begin = time.perf_counter()
-            trainer = distil(args, seed, target_format, data, base, out / target_format)
+            trainer = distil(args, seed, spec, data, base, out / name)
             train_s = time.perf_counter() - begin
             model = trainer.accelerator.unwrap_model(trainer.model).eval()
             result: dict[str, Any] = {"train_s": round(train_s, 1), "steps": trainer.state.global_step}
             for readout, (decoding, numbers) in READOUTS.items():
                 predictor = SemanticFacePredictor(
-                    model, trainer.processing_class, target_config=trainer_target(target_format), decoding=decoding
+                    model, trainer.processing_class, target_config=trainer_target(spec), decoding=decoding
                 )
                 begin = time.perf_counter()
                 outputs = predictor.predict(test_images, batch_size=16, max_new_tokens=1024, number_estimate=numbers)
@@ -227,9 +246,9 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
             result["peak_rss_mb"] = round(peak_rss_mb(), 1)
             return result
 
-        formats[target_format] = stage(out / f"{target_format}.json", train_and_decode)
+        formats[name] = stage(out / f"{name}.json", train_and_decode)
         for readout in READOUTS:
-            predictions[f"{target_format}_{readout}"] = formats[target_format][readout]["values"]
+            predictions[f"{name}_{readout}"] = formats[name][readout]["values"]
     return {
         "split": json.loads((data / "split_provenance.json").read_text()),
         "vision_pretraining": record,
@@ -242,10 +261,11 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     }
 
 
-def trainer_target(target_format: str) -> Any:
+def trainer_target(spec: str) -> Any:
     from semanticface.contract import TargetConfig
 
-    return TargetConfig(target_format=target_format)
+    target_format, block_style = split_format(spec)
+    return TargetConfig(target_format=target_format, block_style=block_style)
 
 
 def _values(coefficients: FaceCoefficients) -> list[float | None]:
@@ -326,11 +346,10 @@ def summarise(per_seed: list[dict[str, Any]], args: argparse.Namespace) -> dict[
     pooled = {name: np.concatenate([s["errors"][name] for s in per_seed]) for name in names}
     models = [n for n in names if n not in CONSTANTS]
     pairs = [(m, "median_constant") for m in models] + [(m, "linear_probe") for m in models if m != "linear_probe"]
-    for readout in READOUTS:
-        if {f"semantic_{readout}", f"coefficients_{readout}"} <= set(names):
-            pairs.append((f"semantic_{readout}", f"coefficients_{readout}"))
-    for target_format in args.formats:
-        pairs.append((f"{target_format}_median", f"{target_format}_greedy"))
+    arms = [spec.replace(":", "_") for spec in args.formats]
+    for readout in READOUTS:  # every later format against the first, on the same readout
+        pairs += [(f"{arm}_{readout}", f"{arms[0]}_{readout}") for arm in arms[1:]]
+    pairs += [(f"{arm}_median", f"{arm}_greedy") for arm in arms]
     comparisons = {f"{a} vs {b}": compare(pooled, a, b, args.n_boot) for a, b in pairs}
     return {"systems": systems, "comparisons": comparisons}
 
