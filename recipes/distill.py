@@ -55,10 +55,6 @@ def main(
     # Data: semanticface rows -> prompt/completion rows (loss on the completion only) with one image each.
     train_rows, eval_rows = split_rows(*load_rows(script_args), script_args, seed=training_args.seed)
     checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    # A random tiny model needs eyes first: its vision tower trains on the training rows only (no-op by default).
-    pretrain_before_distillation(
-        model_path, train_rows, vision_args, resuming_full_model=bool(checkpoint) and not model_args.use_peft
-    )
     # trust_remote_code lives in SFTConfig in TRL >= 1.x (ModelConfig in older releases).
     trust_remote_code = getattr(training_args, "trust_remote_code", getattr(model_args, "trust_remote_code", False))
 
@@ -75,6 +71,10 @@ def main(
     )
     needed = check_max_length(training_args.max_length, length_processor, train_dataset)
     logger.info("longest training sequence: %d tokens (max_length=%s)", needed, training_args.max_length)
+    # A random tiny model needs eyes first: its vision tower trains on the training rows only (no-op by default).
+    pretrain_before_distillation(
+        model_path, train_rows, vision_args, resuming_full_model=bool(checkpoint) and not model_args.use_peft
+    )
     model, processor, peft_config = prepare_model(
         model_path, model_args, script_args, trust_remote_code=bool(trust_remote_code)
     )
