@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.modeling import load_model_and_processor, vision_module_names
@@ -54,6 +55,14 @@ class VisionPretrainConfig:
             "choices": ["l1", "mse"],
         },
     )
+    vision_pretrain_pooling: str = field(
+        default="mean",
+        metadata={
+            "help": "How the throwaway head sees an image: mean (of its tokens) or tokens (all of them, in order: "
+            "keeps where each feature is; needs images of one size).",
+            "choices": ["mean", "tokens"],
+        },
+    )
     vision_pretrain_seed: int = field(
         default=0, metadata={"help": "Seed for the throwaway head's initialisation and the batch order."}
     )
@@ -63,6 +72,10 @@ class VisionPretrainConfig:
             raise ConfigError("vision_pretrain_steps must be >= 0 and vision_pretrain_batch_size >= 1")
         if not self.vision_pretrain_learning_rate > 0:
             raise ConfigError("vision_pretrain_learning_rate must be > 0")
+        if self.vision_pretrain_pooling not in ("mean", "tokens"):
+            raise ConfigError(
+                f"vision_pretrain_pooling must be 'mean' or 'tokens', got {self.vision_pretrain_pooling!r}"
+            )
         if self.vision_pretrain_loss not in ("l1", "mse"):
             raise ConfigError(f"vision_pretrain_loss must be 'l1' or 'mse', got {self.vision_pretrain_loss!r}")
 
@@ -79,15 +92,20 @@ def _targets(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return values, known
 
 
-def _pooled_image_features(model: Any, inputs: dict[str, Any]) -> Any:
-    """One feature vector per image: the mean of the image's embeddings as the language model receives them."""
+def _pooled_image_features(model: Any, inputs: dict[str, Any], pooling: str = "mean") -> Any:
+    """One feature vector per image from the image's embeddings as the language model receives them: their mean,
+    or (``pooling="tokens"``) all of them concatenated, which keeps where on the face each feature is (images of
+    one size only)."""
     import torch
 
     output = model.get_image_features(**inputs)
     features = getattr(output, "pooler_output", output)
-    if isinstance(features, (list, tuple)):  # Qwen-VL: one (tokens, hidden) tensor per image
-        return torch.stack([f.mean(0) for f in features])
-    return features.mean(1)  # (images, tokens, hidden)
+    per_image = list(features) if isinstance(features, (list, tuple)) else list(features.unbind(0))
+    if pooling == "mean":
+        return torch.stack([f.mean(0) for f in per_image])
+    if len({f.shape for f in per_image}) != 1:
+        raise DatasetError("vision_pretrain_pooling: tokens needs images that all give the same number of tokens")
+    return torch.stack([f.reshape(-1) for f in per_image])
 
 
 def pretrain_vision_tower(
@@ -118,8 +136,16 @@ def pretrain_vision_tower(
         parameter.requires_grad_(True)
     model.train()
 
+    # Decode and preprocess every image once: steps then only index and concatenate tensors.
+    encoded = [
+        processor.image_processor(images=[row[0]], return_tensors="pt")
+        for row in dataset.select_columns(["images"])["images"]
+    ]
+    pooling = config.vision_pretrain_pooling
+    with torch.no_grad():
+        width = _pooled_image_features(model, dict(encoded[0]), pooling).shape[-1]
     torch.manual_seed(config.vision_pretrain_seed)
-    head = torch.nn.Linear(model.config.get_text_config().hidden_size, NUM_BLENDSHAPES)
+    head = torch.nn.Linear(width, NUM_BLENDSHAPES)
     with torch.no_grad():  # start at the per-channel median, the best constant under L1
         head.weight.mul_(0.1)
         head.bias.copy_(torch.from_numpy(np.median(values, axis=0)))
@@ -127,22 +153,18 @@ def pretrain_vision_tower(
         [*parameters, *head.parameters()], lr=config.vision_pretrain_learning_rate, weight_decay=0.0
     )
     targets, mask = torch.from_numpy(values), torch.from_numpy(known)
-    # Decode and preprocess every image once: steps then only index and concatenate tensors.
-    encoded = [
-        processor.image_processor(images=[row[0]], return_tensors="pt")
-        for row in dataset.select_columns(["images"])["images"]
-    ]
     order = np.random.default_rng(config.vision_pretrain_seed)
     batches = np.array([], dtype=int)
     losses: list[float] = []
     start = time.perf_counter()
     size = config.vision_pretrain_batch_size
-    for _ in range(config.vision_pretrain_steps):
+    bar = tqdm(range(config.vision_pretrain_steps), desc="vision pretraining", mininterval=2.0)
+    for step in bar:
         if len(batches) < size:
             batches = np.concatenate([batches, order.permutation(len(dataset))])
         rows, batches = batches[:size].tolist(), batches[size:]
         inputs = {key: torch.cat([encoded[r][key] for r in rows]) for key in encoded[rows[0]]}
-        predictions = head(_pooled_image_features(model, dict(inputs)))
+        predictions = head(_pooled_image_features(model, dict(inputs), pooling))
         difference = predictions - targets[rows]
         errors = (difference.abs() if config.vision_pretrain_loss == "l1" else difference.square()) * mask[rows]
         loss = errors.sum() / mask[rows].sum().clamp(min=1)
@@ -150,6 +172,8 @@ def pretrain_vision_tower(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if step % 100 == 99:
+            bar.set_postfix({config.vision_pretrain_loss: f"{np.mean(losses[-100:]):.4f}"}, refresh=False)
     model.eval()
     model.save_pretrained(path, safe_serialization=True)
     window = max(1, min(100, len(losses) // 10))
