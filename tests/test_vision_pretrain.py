@@ -53,7 +53,8 @@ def test_only_the_vision_tower_changes_and_the_checkpoint_loads(fixture, faces, 
     assert model.get_image_features(**inputs).pooler_output[0].isfinite().all()
 
 
-def test_image_features_learn_to_predict_the_coefficients(tiny_qwen3_dir, tmp_path):
+@pytest.mark.parametrize(("loss", "pooling"), [("l1", "mean"), ("mse", "tokens")])
+def test_image_features_learn_to_predict_the_coefficients(tiny_qwen3_dir, tmp_path, loss, pooling):
     from semanticface.sampling import SamplingConfig
     from semanticface.synth import SynthConfig, build_dataset
 
@@ -63,8 +64,11 @@ def test_image_features_learn_to_predict_the_coefficients(tiny_qwen3_dir, tmp_pa
     )
     faces = build_dataset(config, cache_dir=str(tmp_path / "cache"))["train"]
     checkpoint = _copy(tiny_qwen3_dir, tmp_path)
-    record = pretrain_vision_tower(checkpoint, faces, VisionPretrainConfig(vision_pretrain_steps=200))
-    assert record["final_loss"] < 0.7 * record["initial_loss"], record
+    config = VisionPretrainConfig(
+        vision_pretrain_steps=200, vision_pretrain_loss=loss, vision_pretrain_pooling=pooling
+    )
+    record = pretrain_vision_tower(checkpoint, faces, config)
+    assert record["loss"] == loss and record["final_loss"] < 0.7 * record["initial_loss"], record
 
 
 def test_bad_input_is_refused_with_a_clear_error(tiny_model_dir, faces, tmp_path):
@@ -74,5 +78,9 @@ def test_bad_input_is_refused_with_a_clear_error(tiny_model_dir, faces, tmp_path
         pretrain_vision_tower(tiny_model_dir, faces.remove_columns("images"))
     with pytest.raises(DatasetError, match="coefficient column"):
         pretrain_vision_tower(tiny_model_dir, faces.remove_columns("jawOpen"))
-    with pytest.raises(ConfigError, match="max_steps"):
+    with pytest.raises(ConfigError, match="vision_pretrain_steps"):
         VisionPretrainConfig(vision_pretrain_steps=-1)
+    with pytest.raises(ConfigError, match="vision_pretrain_loss"):
+        VisionPretrainConfig(vision_pretrain_loss="huber")
+    with pytest.raises(ConfigError, match="vision_pretrain_pooling"):
+        VisionPretrainConfig(vision_pretrain_pooling="max")
