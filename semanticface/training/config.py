@@ -35,6 +35,9 @@ class DistillScriptArguments:
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many training rows (quick runs)."}
     )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on at most this many held-out rows (teacher-forced loss)."}
+    )
     synthetic: bool = field(
         default=False,
         metadata={"help": "Render a synthetic dataset on the fly with semanticface.synth instead of loading one."},

@@ -65,12 +65,15 @@ def load_rows(args: DistillScriptArguments) -> tuple[Any, Any | None]:
 
 
 def split_rows(train: Any, test: Any | None, args: DistillScriptArguments, *, seed: int) -> tuple[Any, Any | None]:
-    """Hold out ``eval_fraction`` of the training rows when there is no test split; cap the training rows."""
+    """Hold out ``eval_fraction`` of the training rows when there is no test split; cap the training and held-out
+    rows."""
     if test is None and args.eval_fraction > 0 and len(train) > 1:
         parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
         train, test = parts["train"], parts["test"]
     if args.max_train_samples is not None:
         train = train.select(range(min(args.max_train_samples, len(train))))
+    if test is not None and args.max_eval_samples is not None:
+        test = test.select(range(min(args.max_eval_samples, len(test))))
     if len(train) == 0:
         raise DatasetError("no training rows left")
     return train, test
