@@ -165,9 +165,9 @@ def split_format(spec: str) -> tuple[str, str]:
 
 def distil(args: argparse.Namespace, seed: int, spec: str, data: Path, base: Path, out: Path) -> Any:
     """The recipe's own code path; returns the trainer (its model is the distilled one)."""
-    spec = importlib.util.spec_from_file_location("distill_recipe", RECIPES / "distill.py")
-    recipe = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(recipe)  # type: ignore[union-attr]
+    module_spec = importlib.util.spec_from_file_location("distill_recipe", RECIPES / "distill.py")
+    recipe = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+    module_spec.loader.exec_module(recipe)  # type: ignore[union-attr]
     from trl import ModelConfig, SFTConfig, TrlParser
 
     from semanticface.training.config import DistillScriptArguments
