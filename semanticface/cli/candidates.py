@@ -1,4 +1,5 @@
-"""`semanticface candidates`: sample, perturb and render candidate predictions into a directory for ranking."""
+"""`semanticface candidates`: a model's own output, its samples and half-face perturbations of its output, rendered
+into a directory for ranking. A --dataset gives images only: its coefficient columns are never read."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="a folder of face images")
     source.add_argument(
-        "--dataset", help="a dataset (save_to_disk dir or Hub id) in the semanticface row layout; its coefficients "
-        "are the pseudo-labels that --num-perturbations perturbs"
+        "--dataset", help="a dataset (save_to_disk dir or Hub id) in the semanticface row layout; only its images "
+        "are read"
     )  # fmt: skip
     parser.add_argument("--split", default="train", help="dataset split (default: train)")
     parser.add_argument("--out", required=True, help="candidate directory to write")
-    parser.add_argument("--model", help="trained model (adapter or full) to sample candidates from")
+    parser.add_argument("--model", required=True, help="trained model (adapter or full) the candidates come from")
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="run code and use prompt templates shipped with --model"
     )
@@ -28,9 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 1.0])
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=1024)
-    parser.add_argument("--num-perturbations", type=int, default=0, help="perturbations of the pseudo-label")
+    parser.add_argument(
+        "--num-perturbations", type=int, default=0, help="half-face perturbations of the model's own output"
+    )
     parser.add_argument("--perturbation-scale", type=float, default=0.1)
-    parser.add_argument("--include-pseudo-label", action="store_true", help="offer the pseudo-label itself too")
+    parser.add_argument(
+        "--no-own-output", dest="own_output", action="store_false", help="do not offer the model's own output"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--region-mode", choices=("full", "upper", "lower", "alternate"), default="full")
     parser.add_argument("--max-candidates", type=int, default=6)
     parser.add_argument("--renderer", default="avatar", help="avatar, avatar-shaded or mesh")
@@ -43,24 +49,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from semanticface.errors import ConfigError, DatasetError
+    from semanticface.errors import DatasetError
     from semanticface.preferences.candidates import CandidateConfig, generate_candidates
     from semanticface.render import get_renderer
 
     config = CandidateConfig(
-        num_samples=args.num_samples if args.model else 0,
+        num_samples=args.num_samples,
         temperatures=tuple(args.temperatures),
         top_p=args.top_p,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         num_perturbations=args.num_perturbations,
-        include_pseudo_label=args.include_pseudo_label,
+        include_own_output=args.own_output,
         perturbation_scale=args.perturbation_scale,
         region_mode=args.region_mode,
         max_candidates=args.max_candidates,
         render_size=args.render_size,
     )
-    pseudo_labels = None
     if args.images:
         folder = Path(args.images)
         if not folder.is_dir():
@@ -78,33 +83,31 @@ def run(args: argparse.Namespace) -> int:
         ids = [_safe_id(p.stem, i) for i, p in enumerate(paths)]
         metadata = [{"source": p.name} for p in paths]
     else:
-        from semanticface.preferences.rounds import _truths, load_rows
+        from semanticface.preferences.rounds import _images, load_rows
 
         rows = load_rows(args.dataset, args.split)
+        if "images" not in rows.column_names:
+            raise DatasetError(f"{args.dataset}: no 'images' column")
+        rows = rows.select_columns(["images"])  # the coefficient columns may be the truth: never read them
         indices = list(range(len(rows)))[: args.limit]
-        images = [rows[i]["images"][0].convert("RGB") for i in indices]
-        pseudo_labels = _truths(rows, indices)
+        images = _images(rows, indices)
         ids = [f"row-{i:06d}" for i in indices]
         metadata = [{"row": i} for i in indices]
-    if not args.model and not (pseudo_labels and (args.num_perturbations or args.include_pseudo_label)):
-        raise ConfigError("give --model to sample from, or --dataset with --num-perturbations")
-    predictor = None
-    if args.model:
-        from semanticface.inference import SemanticFacePredictor
+    from semanticface.inference import SemanticFacePredictor
 
-        predictor = SemanticFacePredictor.from_pretrained(
-            args.model, decoding=args.decoding, trust_remote_code=args.trust_remote_code
-        )
+    predictor = SemanticFacePredictor.from_pretrained(
+        args.model, decoding=args.decoding, trust_remote_code=args.trust_remote_code
+    )
     renderer = get_renderer(args.renderer, **({"mesh_dir": args.mesh_dir} if args.renderer == "mesh" else {}))
     out = generate_candidates(
         args.out,
         images,
         renderer,
         predictor=predictor,
-        pseudo_labels=pseudo_labels,
         item_ids=ids,
         metadata=metadata,
         config=config,
+        progress=not args.quiet,
     )
     skipped = len(images) - len(out)
     print(f"{len(out)} items written to {out.root}" + (f" ({skipped} had < 2 distinct candidates)" if skipped else ""))

@@ -1,5 +1,9 @@
-"""Candidate predictions for ranking: model samples, pseudo-label perturbations, region-aware composition,
+"""Candidate predictions for ranking, built from the model's own outputs only: its point estimate (median numbers
+with forced decoding), K samples, and half-face perturbations of its point estimate; region-aware composition;
 rendered and written as a candidate directory (format: :mod:`semanticface.preferences.manifest`).
+
+Nothing here reads a dataset's coefficient columns: in a benchmark those are the truth, and a candidate built from
+them would leak it into the pairs (tests feed datasets whose coefficient columns are removed or poisoned).
 
 Region-aware mode ("upper"/"lower") starts from one base proposal and swaps in the judged half (``schema.FACE_HALVES``)
 from each other proposal, so every candidate shows the same other half and people compare only the half asked.
@@ -40,10 +44,21 @@ class CandidateConfig:
     max_new_tokens: int = field(default=1024, metadata={"help": "Upper bound on generated tokens per sample."})
     seed: int = field(default=0, metadata={"help": "Base seed of sampling and perturbations."})
     num_perturbations: int = field(
-        default=0, metadata={"help": "Extra candidates: Gaussian perturbations of the pseudo-label, when given."}
+        default=0,
+        metadata={
+            "help": "Extra candidates: Gaussian noise on one face half of the model's own output (the judged half "
+            "in region mode; upper and lower in turn otherwise)."
+        },
     )
-    include_pseudo_label: bool = field(
-        default=False, metadata={"help": "Also offer the pseudo-label itself as a candidate."}
+    include_own_output: bool = field(
+        default=True, metadata={"help": "Offer the model's own point estimate (first, the base of region items)."}
+    )
+    own_output_estimate: str = field(
+        default="median",
+        metadata={
+            "help": "Number readout of the own output with decoding='forced': 'median' (as evaluation reads the model) "
+            "or 'mode'; free generation always reads greedy tokens."
+        },
     )
     perturbation_scale: float = field(default=0.1, metadata={"help": "Std of the perturbation noise."})
     region_mode: str = field(
@@ -58,6 +73,10 @@ class CandidateConfig:
     def __post_init__(self) -> None:
         if self.region_mode not in CANDIDATE_REGION_MODES:
             raise ConfigError(f"region_mode must be one of {CANDIDATE_REGION_MODES}, got {self.region_mode!r}")
+        if self.own_output_estimate not in ("median", "mode"):
+            raise ConfigError(f"own_output_estimate must be 'median' or 'mode', got {self.own_output_estimate!r}")
+        if self.num_perturbations and not self.include_own_output:
+            raise ConfigError("num_perturbations perturb the model's own output: keep include_own_output")
         if self.num_samples < 0 or self.num_perturbations < 0 or self.max_candidates < 2:
             raise ConfigError("num_samples and num_perturbations must be >= 0, max_candidates >= 2")
         if self.num_samples and (not self.temperatures or min(self.temperatures) <= 0):
@@ -73,11 +92,15 @@ class Proposal:
     raw_text: str | None = None
 
 
-def perturb(coefficients: FaceCoefficients, scale: float, rng: np.random.Generator) -> FaceCoefficients:
-    """Gaussian noise on the blendshapes, clipped to [0, 1]; pose and missing channels unchanged."""
+def perturb(
+    coefficients: FaceCoefficients, scale: float, rng: np.random.Generator, half: str | None = None
+) -> FaceCoefficients:
+    """Gaussian noise on the blendshapes (only those of ``half``, "upper"/"lower", when given), clipped to [0, 1];
+    pose and missing channels unchanged."""
     values = np.nan_to_num(coefficients.values.copy())
-    n = len(BLENDSHAPES)
-    values[:n] = np.clip(values[:n] + rng.normal(0.0, scale, n), 0.0, 1.0)
+    names = BLENDSHAPES if half is None else FACE_HALVES[half]
+    index = np.array([CHANNEL_INDEX[n] for n in names])
+    values[index] = np.clip(values[index] + rng.normal(0.0, scale, len(index)), 0.0, 1.0)
     return FaceCoefficients(values, coefficients.missing)
 
 
@@ -168,7 +191,9 @@ def build_item(
     return Item(item_id, image_path, tuple(candidates), region, dict(metadata or {}))
 
 
-def sample_proposals(predictor: Any, images: Sequence[Image.Image], config: CandidateConfig) -> list[list[Proposal]]:
+def sample_proposals(
+    predictor: Any, images: Sequence[Image.Image], config: CandidateConfig, *, progress: bool = False
+) -> list[list[Proposal]]:
     """``num_samples`` parsed model samples per image, temperatures cycled; unparseable samples are dropped."""
     out: list[list[Proposal]] = [[] for _ in images]
     if not config.num_samples:
@@ -190,6 +215,7 @@ def sample_proposals(predictor: Any, images: Sequence[Image.Image], config: Cand
             seed=seed,
             num_return_sequences=count,
             max_new_tokens=config.max_new_tokens,
+            progress=progress,
         )
         for image_index in range(len(images)):
             for k, prediction in enumerate(flat[image_index * count : (image_index + 1) * count]):
@@ -200,16 +226,38 @@ def sample_proposals(predictor: Any, images: Sequence[Image.Image], config: Cand
     return out
 
 
-def pseudo_label_proposals(pseudo_label: FaceCoefficients, config: CandidateConfig, rng_seed: int) -> list[Proposal]:
+def own_output_proposals(
+    predictor: Any, images: Sequence[Image.Image], config: CandidateConfig, *, progress: bool = False
+) -> list[Proposal | None]:
+    """The model's point estimate per image (None where it does not parse): median numbers with forced decoding."""
+    if not config.include_own_output:
+        return [None for _ in images]
+    forced = getattr(predictor, "decoding", "generate") == "forced"
+    estimate = config.own_output_estimate if forced else "mode"
+    predictions = predictor.predict(
+        images,
+        batch_size=config.batch_size,
+        max_new_tokens=config.max_new_tokens,
+        number_estimate=estimate,
+        progress=progress,
+    )
+    return [
+        None
+        if p.coefficients is None
+        else Proposal(p.coefficients, {"kind": "own_output", "number_estimate": estimate}, p.raw_text)
+        for p in predictions
+    ]
+
+
+def perturbation_proposals(own: Proposal, config: CandidateConfig, region: str, rng_seed: int) -> list[Proposal]:
+    """``num_perturbations`` half-face perturbations of the model's own output: the judged half of a region item,
+    the upper and lower half in turn for a full-face item."""
     rng = np.random.default_rng(rng_seed)
-    out = [Proposal(pseudo_label, {"kind": "pseudo_label"})] if config.include_pseudo_label else []
+    out = []
     for p in range(config.num_perturbations):
-        out.append(
-            Proposal(
-                perturb(pseudo_label, config.perturbation_scale, rng),
-                {"kind": "perturbation", "scale": config.perturbation_scale, "seed": rng_seed, "index": p},
-            )
-        )
+        half = region if region != "full" else ("upper", "lower")[p % 2]
+        origin = {"kind": "perturbation", "of": "own_output", "half": half, "scale": config.perturbation_scale}
+        out.append(Proposal(perturb(own.coefficients, config.perturbation_scale, rng, half), {**origin, "index": p}))
     return out
 
 
@@ -218,42 +266,59 @@ def generate_candidates(
     images: Sequence[Image.Image],
     renderer: Renderer,
     *,
-    predictor: Any = None,
-    pseudo_labels: Sequence[FaceCoefficients | None] | None = None,
+    predictor: Any,
     item_ids: Sequence[str] | None = None,
     metadata: Sequence[Mapping[str, Any]] | None = None,
     target_config: TargetConfig | None = None,
     config: CandidateConfig | None = None,
+    progress: bool = False,
 ) -> CandidateSet:
-    """Sample, perturb, compose, render and write a candidate directory; returns it (saved)."""
+    """Predict, sample, perturb, compose, render and write a candidate directory; returns it (saved).
+
+    Every candidate comes from ``predictor``'s outputs for the image alone; no coefficient column is an input.
+    """
     config = config or CandidateConfig()
-    if predictor is None and not (pseudo_labels and (config.num_perturbations or config.include_pseudo_label)):
-        raise ConfigError("need a predictor to sample from, or pseudo-labels with num_perturbations > 0")
+    if predictor is None:
+        raise ConfigError("candidates are built from a model's outputs: give a predictor")
     if target_config is None:
         target_config = getattr(predictor, "target_config", None) or TargetConfig()
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     ids = list(item_ids) if item_ids is not None else [f"item-{i:05d}" for i in range(len(images))]
-    samples = sample_proposals(predictor, images, config) if predictor is not None else [[] for _ in images]
+    own = own_output_proposals(predictor, images, config, progress=progress)
+    samples = sample_proposals(predictor, images, config, progress=progress)
     items = []
+    bar = _progress_bar(len(images), progress)  # predicting and sampling show their own bars
     for i, image in enumerate(images):
-        proposals = list(samples[i])
-        label = pseudo_labels[i] if pseudo_labels is not None else None
-        if label is not None:
-            proposals += pseudo_label_proposals(label, config, config.seed * 1_000_003 + i)
+        region = item_region(config, i)
+        proposals: list[Proposal] = []
+        own_i = own[i]
+        if own_i is not None:
+            proposals.append(own_i)
+        proposals += samples[i]
+        if own_i is not None:
+            proposals += perturbation_proposals(own_i, config, region, config.seed * 1_000_003 + i)
         item = build_item(
             root,
             ids[i],
             image,
             proposals,
             renderer,
-            region=item_region(config, i),
+            region=region,
             target_config=target_config,
             config=config,
             metadata=metadata[i] if metadata is not None else {"index": i},
         )
         if item is not None:
             items.append(item)
+        bar.update(1)
+    bar.close()
     candidate_set = CandidateSet(root, items)
     candidate_set.save()
     return candidate_set
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="candidates", unit="image", disable=not enabled)

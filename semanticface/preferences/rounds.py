@@ -70,9 +70,10 @@ class DPOScriptArguments:
         metadata={"help": "'generate' or 'forced' (template-forced: every sample parses; see semanticface.decoding)."},
     )
     num_perturbations: int = field(
-        default=0, metadata={"help": "Extra candidates perturbing the dataset's coefficients (pseudo-labels)."}
+        default=0,
+        metadata={"help": "Extra candidates: half-face perturbations of the model's own output (never of the data)."},
     )
-    perturbation_scale: float = field(default=0.1, metadata={"help": "Std of the pseudo-label perturbations."})
+    perturbation_scale: float = field(default=0.1, metadata={"help": "Std of the perturbations."})
     region_mode: str = field(
         default="full", metadata={"help": "'full', 'upper', 'lower' or 'alternate' (region-aware candidates)."}
     )
@@ -173,12 +174,12 @@ def write_candidates(model_path: str, rows: Any, indices: list[int], out_dir: Pa
         render_size=args.render_size,
     )
     renderer_kwargs = {"mesh_dir": args.mesh_dir} if args.renderer == "mesh" else {}
+    images_only = rows.select_columns(["images"])  # the coefficient columns may be the truth: never read them
     return generate_candidates(
         out_dir,
-        _images(rows, indices),
+        _images(images_only, indices),
         get_renderer(args.renderer, **renderer_kwargs),
         predictor=predictor,
-        pseudo_labels=_truths(rows, indices) if args.num_perturbations else None,
         item_ids=[f"row-{i:06d}" for i in indices],
         metadata=[{"row": i} for i in indices],
         config=config,
