@@ -61,7 +61,8 @@ def _configs(output_dir: Path, model: Path, faces: Path, **script):
         num_rounds=2,
         images_per_round=2,
         num_samples=2,
-        sample_max_new_tokens=8,
+        sample_max_new_tokens=1024,
+        decoding="forced",  # every output parses: the own output is the base that perturbations start from
         num_perturbations=3,
         perturbation_scale=0.2,
         render_size=48,
@@ -206,6 +207,44 @@ def test_full_checkpoint_gets_a_fresh_lora_adapter(tmp_path, tiny_model_dir, pre
     assert len(predictor.predict([prefs[0]["images"][0]], max_new_tokens=4)) == 1
 
 
+def test_loss_type_rpo_alpha_and_vision_tower_follow_the_config(tmp_path, tiny_model_dir, prefs):
+    """loss_type (ipo) and rpo_alpha come from the DPO config (TrlParser flags), and a full checkpoint whose SFT
+    trained the vision tower gets it trained again (frozen when the SFT froze it)."""
+    import shutil
+
+    from trl import DPOConfig, ModelConfig, TrlParser
+
+    from semanticface.modeling import vision_module_names
+    from semanticface.preferences.dpo_training import train_dpo
+
+    config = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "dpo_quickstart.yaml"
+    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
+    script_args, training_args, _ = parser.parse_args_and_config(
+        ["--config", str(config), "--bf16", "false", "--use_cpu", "true", "--loss_type", "ipo", "--rpo_alpha", "0.5",
+         "--output_dir", str(tmp_path / "t"), "--max_steps", "2", "--per_device_train_batch_size", "2",
+         "--learning_rate", "5e-3", "--logging_steps", "1"]
+    )  # fmt: skip
+    assert training_args.loss_type == ["ipo"] and script_args.rpo_alpha == 0.5
+    sft = tmp_path / "sft"
+    shutil.copytree(tiny_model_dir, sft)
+    config_path = sft / "semanticface_config.json"
+    payload = json.loads(config_path.read_text()) if config_path.is_file() else {"target": TARGET}
+    config_path.write_text(json.dumps({**payload, "freeze_vision_tower": False}))
+    trainer, _ = train_dpo(str(sft), prefs, training_args, use_peft=False, rpo_alpha=script_args.rpo_alpha)
+    assert trainer.loss_types == ["ipo", "sft"] and trainer.loss_weights == [1.0, 0.5]
+    vision = vision_module_names(trainer.model)
+    visual = [p for n, p in trainer.model.named_parameters() if any(n.startswith(v) for v in vision)]
+    assert visual and all(p.requires_grad for p in visual)
+    assert any("loss" in h for h in trainer.state.log_history)
+    # The SFT froze it (the default): DPO keeps it frozen.
+    config_path.write_text(json.dumps({**payload, "freeze_vision_tower": True}))
+    args = DPOConfig(output_dir=str(tmp_path / "u"), max_steps=1, per_device_train_batch_size=2, max_length=None,
+                     report_to=[], save_strategy="no", use_cpu=True, loss_type=["sigmoid"])  # fmt: skip
+    trainer, _ = train_dpo(str(sft), prefs, args, use_peft=False)
+    visual = [p for n, p in trainer.model.named_parameters() if any(n.startswith(v) for v in vision)]
+    assert visual and not any(p.requires_grad for p in visual)
+
+
 @pytest.mark.slow
 def test_dpo_recipe_two_process_ddp(tmp_path, sft_adapter, faces):
     """`accelerate launch --multi_gpu --num_processes 2 recipes/dpo.py` on CPU: one gloo DDP group."""
@@ -221,7 +260,7 @@ def test_dpo_recipe_two_process_ddp(tmp_path, sft_adapter, faces):
         str(repo / "recipes" / "dpo.py"), "--config", str(repo / "recipes" / "configs" / "dpo_quickstart.yaml"),
         "--model_name_or_path", str(sft_adapter), "--dataset_name", str(faces), "--eval_dataset_name", str(faces),
         "--eval_samples", "2", "--output_dir", str(out), "--num_rounds", "1", "--images_per_round", "4",
-        "--num_samples", "2", "--sample_max_new_tokens", "8", "--num_perturbations", "3", "--render_size", "48",
+        "--num_samples", "2", "--decoding", "forced", "--num_perturbations", "3", "--render_size", "48",
         "--min_pixels", "3136", "--max_pixels", "3136", "--max_steps", "2", "--per_device_train_batch_size", "2",
         "--save_strategy", "steps", "--save_steps", "2",
     ]  # fmt: skip

@@ -86,6 +86,14 @@ class DPOScriptArguments:
     min_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution lower bound."})
     max_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution upper bound."})
     sampling_seed: int = field(default=0, metadata={"help": "Seed of candidate sampling and the simulated annotator."})
+    train_vision_tower: bool | None = field(
+        default=None,
+        metadata={"help": "Train the vision tower too; default: as the SFT did (its semanticface_config.json)."},
+    )
+    rpo_alpha: float | None = field(
+        default=None,
+        metadata={"help": "Weight of TRL's 'sft' loss (NLL of the chosen completion) added to loss_type: RPO."},
+    )
 
     def __post_init__(self) -> None:
         if self.annotator not in ("simulated", "people"):
@@ -282,6 +290,7 @@ def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: 
         "dtype": model_args.dtype or "auto",
         "min_pixels": script_args.min_pixels,
         "max_pixels": script_args.max_pixels,
+        "train_vision": script_args.train_vision_tower,
     }
     for r in range(1, num_rounds + 1):
         round_dir = output_dir / f"round_{r}"
@@ -310,7 +319,16 @@ def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: 
             metrics.update(counts)
         metrics["pairs"] = len(dataset)
         args = dataclasses.replace(training_args, output_dir=str(round_dir / "trainer"))
-        trainer, processor = train_dpo(model_path, dataset, args, use_peft=bool(model_args.use_peft), **load_kwargs)
+        trainer, processor = train_dpo(
+            model_path,
+            dataset,
+            args,
+            use_peft=bool(model_args.use_peft),
+            rpo_alpha=script_args.rpo_alpha,
+            **load_kwargs,
+        )
+        metrics["loss_type"] = list(args.loss_type)
+        metrics["loss_weights"] = list(args.loss_weights) if args.loss_weights else None
         # The last logged step (loss, rewards/accuracies, margins...) and the run summary (train_loss, runtime).
         steps = [h for h in trainer.state.log_history if "loss" in h]
         summary = [h for h in trainer.state.log_history if "train_runtime" in h]

@@ -135,7 +135,8 @@ def write_metadata(
 ) -> list[Path]:
     """Write ``semanticface_config.json`` (what the predictor needs) and the model card ``README.md``."""
     target_config = script_args.target_config()
-    config = write_semanticface_config(output_dir, target_config, base_model=base_model, extra={"metrics": metrics})
+    extra = {"metrics": metrics, "freeze_vision_tower": script_args.freeze_vision_tower}  # DPO trains it likewise
+    config = write_semanticface_config(output_dir, target_config, base_model=base_model, extra=extra)
     card = save_model_card(
         output_dir,
         base_model=base_model,
