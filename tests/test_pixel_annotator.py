@@ -11,8 +11,9 @@ from semanticface.contract import TargetConfig
 from semanticface.errors import DatasetError
 from semanticface.preferences.agreement import annotator_agreement, inter_annotator_agreement, kendall_tau
 from semanticface.preferences.candidates import CandidateConfig, Proposal, build_item, perturb
+from semanticface.preferences.halves import half_boundary, half_mask
 from semanticface.preferences.manifest import CandidateSet
-from semanticface.preferences.pixel_annotator import PixelAnnotator, half_mask, identities_from_rows
+from semanticface.preferences.pixel_annotator import PixelAnnotator, identities_from_rows
 from semanticface.preferences.simulated import SimulatedAnnotator
 from semanticface.preferences.storage import Ranking, RankingStore
 from semanticface.render.avatar import AvatarRenderer
@@ -64,6 +65,8 @@ def test_half_mask_covers_the_half():
     assert upper.any() and lower.any() and not (upper & lower).any()
     rows_upper, rows_lower = np.nonzero(upper)[0], np.nonzero(lower)[0]
     assert rows_upper.mean() < rows_lower.mean()  # the upper half is above the lower one in the image
+    boundary = half_boundary(renderer, identity=0, size=64)
+    assert rows_upper.mean() / 64 < boundary < rows_lower.mean() / 64
 
 
 def test_pixel_annotator_agrees_with_the_oracle_without_truth(tmp_path):

@@ -62,8 +62,10 @@ def test_next_item_ranking_and_progress(server):
     assert status == 200 and body["progress"] == {"done": 0, "total": 3}
     item = body["item"]
     assert item["id"] == "item-000" and item["region"] == "full"
-    assert [c["id"] for c in item["candidates"]] == ["c0", "c1", "c2", "c3"]
+    assert [c["id"] for c in item["candidates"]] == ["p1", "p2", "p3", "p4"]  # slots on screen, not candidate ids
     assert "coefficients" not in json.dumps(item)  # annotators judge faces, not numbers
+    assert "c0" not in json.dumps(item)  # nor which candidate is which (renders are served by slot)
+    assert item["dim"] is None
     status, ctype, data = _request(port, "GET", item["candidates"][0]["render"])
     assert status == 200 and ctype == "image/png" and data.startswith(b"\x89PNG")
 
@@ -83,8 +85,10 @@ def test_next_item_ranking_and_progress(server):
     status, body = _json(port, "GET", "/api/next?annotator=ana")
     assert body["item"]["id"] == "item-001" and body["item"]["region"] == "upper"
     assert "UPPER" in body["item"]["instruction"]
+    assert body["item"]["dim"] == [0.5, 1.0]  # the lower half is dimmed (no boundary recorded: the middle)
     assert _json(port, "GET", "/api/next?annotator=bo")[1]["item"]["id"] == "item-000"  # per annotator
     assert _json(port, "GET", "/api/items/item-002")[1]["region"] == "lower"
+    assert _json(port, "GET", "/api/items/item-002")[1]["dim"] == [0.0, 0.5]
     status, _, page = _request(port, "GET", "/")
     assert status == 200 and b"annotate.js" in page
     assert _request(port, "GET", "/static/annotate.js")[0] == 200
@@ -181,3 +185,72 @@ def test_symlink_inside_the_dir_is_served(server):
     os.symlink(root / "images" / "item-000.png", root / "alias.png")
     status, _, data = _request(srv.server_port, "GET", "/media/alias.png")
     assert status == 200 and data == (root / "images" / "item-000.png").read_bytes()
+
+
+def test_shuffled_order_round_trips_through_storage_and_export(server):
+    """Each annotator sees their own seeded order; a ranking given in on-screen slots is stored in candidate ids
+    with the order shown, and export turns it into the pairs of the candidates that were meant."""
+    from semanticface.preferences.export import ExportConfig, export_summary, preference_dataset
+    from semanticface.preferences.shuffle import display_order
+
+    srv, candidates, store, _ = server
+    port = srv.server_port
+    orders = {}
+    for name in ("ana", "bo", "cy", "di"):
+        item = _json(port, "GET", f"/api/items/item-000?annotator={name}")[1]
+        renders = [_request(port, "GET", c["render"])[2] for c in item["candidates"]]
+        item_set = candidates.get("item-000")
+        files = {c.id: (candidates.root / c.render).read_bytes() for c in item_set.candidates}
+        # The render in each slot is the candidate the seeded order puts there.
+        orders[name] = display_order(item_set.candidate_ids, item_id="item-000", annotator=name, seed=0)
+        assert renders == [files[cid] for cid in orders[name]]
+    assert len(set(orders.values())) > 1  # annotators see different orders
+    assert any(order[0] != "c0" for order in orders.values())  # the first candidate is not always first
+    assert orders["ana"] == display_order(["c0", "c1", "c2", "c3"], item_id="item-000", annotator="ana", seed=0)
+
+    # ana ranks slot p2 best, then p1 tied with p4, then p3.
+    payload = {"submission_id": uuid.uuid4().hex, "annotator": "ana", "item_id": "item-000",
+               "display_groups": [["p2"], ["p1", "p4"], ["p3"]], "all_bad": False}  # fmt: skip
+    assert _json(port, "POST", "/api/rankings", payload)[0] == 201
+    bad = {**payload, "submission_id": uuid.uuid4().hex, "display_groups": [["p2"], ["p1", "p4"], ["p9"]]}
+    assert _json(port, "POST", "/api/rankings", bad)[0] == 400
+    (stored,) = store.rankings(annotator="ana")
+    order = orders["ana"]
+    assert stored.display_order == order
+    assert stored.groups == ((order[1],), (order[0], order[3]), (order[2],))
+    # bo ranks the same item in candidate ids through the API; then export.
+    payload = {"submission_id": uuid.uuid4().hex, "annotator": "bo", "item_id": "item-000",
+               "groups": [list(order[1:2]), list(order[0:1]), list(order[3:4]), list(order[2:3])]}  # fmt: skip
+    assert _json(port, "POST", "/api/rankings", payload)[0] == 201
+    rankings = store.rankings()
+    prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "face?"}]}]
+    dataset = preference_dataset(candidates, rankings, prompt, ExportConfig())
+    ana = [r for r in dataset if r["annotator"] == "ana"]
+    assert {(r["chosen_id"], r["rejected_id"]) for r in ana} == {
+        (order[1], order[0]), (order[1], order[3]), (order[1], order[2]), (order[0], order[2]), (order[3], order[2])
+    }  # fmt: skip
+    first = next(r for r in ana if r["chosen_id"] == order[1] and r["rejected_id"] == order[2])
+    assert (first["chosen_position"], first["rejected_position"]) == (2, 3)  # where ana saw them
+    summary = export_summary(rankings, dataset)
+    assert summary["agreement"]["items_ranked_twice"] == 1 and summary["agreement"]["pairs"] == 1
+    assert summary["agreement"]["kendall_tau"] > 0.5  # the two rankings nearly agree
+    assert summary["best_shown_first"] == 0.0 and summary["orders_recorded"] == 2
+
+
+def test_storage_migrates_a_database_without_display_orders(tmp_path):
+    import sqlite3
+
+    from semanticface.preferences.storage import Ranking
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE rankings (id INTEGER PRIMARY KEY AUTOINCREMENT, submission_id TEXT NOT NULL UNIQUE,"
+            " annotator TEXT NOT NULL, item_id TEXT NOT NULL, groups TEXT NOT NULL, all_bad INTEGER NOT NULL,"
+            " created_at REAL NOT NULL, UNIQUE (annotator, item_id));"
+            "INSERT INTO rankings VALUES (1, 'sub-000001', 'ana', 'i', '[[\"a\"],[\"b\"]]', 0, 1.0);"
+        )
+    store = RankingStore(path)
+    assert store.rankings()[0].display_order == ()
+    store.submit(Ranking("j", "ana", (("b",), ("a",)), False, "sub-000002", 0.0, ("b", "a")), ["a", "b"])
+    assert store.rankings()[1].display_order == ("b", "a")

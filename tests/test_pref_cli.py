@@ -33,13 +33,17 @@ def dataset_dir(tmp_path):
     return tmp_path / "faces"
 
 
-def test_candidates_annotate_export(tmp_path, dataset_dir, capsys):
+def test_candidates_annotate_export(tmp_path, dataset_dir, tiny_model_dir, capsys):
     cands = tmp_path / "cands"
-    assert main(["candidates", "--dataset", str(dataset_dir), "--out", str(cands), "--num-perturbations", "3",
-                 "--include-pseudo-label", "--region-mode", "upper", "--render-size", "48"]) == 0  # fmt: skip
+    assert main(["candidates", "--dataset", str(dataset_dir), "--out", str(cands), "--model", str(tiny_model_dir),
+                 "--decoding", "forced", "--num-samples", "0", "--num-perturbations", "3", "--region-mode", "upper",
+                 "--render-size", "48"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "candidates: 100%" in err and "3/3" in err  # the progress bar
     candidate_set = CandidateSet.load(cands)
     assert len(candidate_set) == 3 and all(len(item.candidates) == 4 for item in candidate_set)
     assert {item.region for item in candidate_set} == {"upper"}
+    assert all(0.2 < item.metadata["half_boundary"] < 0.8 for item in candidate_set)  # where the app dims
 
     db = tmp_path / "r.sqlite"
     proc = subprocess.Popen(
@@ -68,7 +72,9 @@ def test_candidates_annotate_export(tmp_path, dataset_dir, capsys):
     out = tmp_path / "prefs"
     capsys.readouterr()
     assert main(["export-prefs", "--candidates", str(cands), "--db", str(db), "--out", str(out)]) == 0
-    assert "15 pairs from 3 rankings by 1 annotator(s)" in capsys.readouterr().out  # 5 per item: the tie gives none
+    printed = capsys.readouterr().out
+    assert "15 pairs from 3 rankings by 1 annotator(s)" in printed  # 5 per item: the tie gives none
+    assert "no item was ranked by two people" in printed
     from datasets import load_from_disk
 
     assert load_from_disk(str(out)).column_names[:4] == ["prompt", "chosen", "rejected", "images"]
@@ -81,3 +87,8 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     assert "--out" in capsys.readouterr().err
     assert main(["candidates", "--images", str(tmp_path), "--out", str(tmp_path / "c")]) == 1
     assert "no image files" in capsys.readouterr().err
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "face.png")
+    assert main(["candidates", "--images", str(tmp_path), "--out", str(tmp_path / "c")]) == 1
+    assert "give --model" in capsys.readouterr().err

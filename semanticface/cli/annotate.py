@@ -23,6 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "network or a reverse proxy's). Loopback names and the bound address are always accepted; anything "
         "else gets 400, so a web page elsewhere cannot reach the app by DNS rebinding",
     )
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument(
+        "--shuffle-seed", type=int, default=0,
+        help="seed of the candidate order, shuffled per item and annotator (stored with each ranking; default: 0)",
+    )  # fmt: skip
+    order.add_argument(
+        "--no-shuffle", dest="shuffle_seed", action="store_const", const=None,
+        help="show candidates in the manifest order (the model's own output first: biases people)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host}: anyone who can reach it can read the images and submit rankings",
               file=sys.stderr)  # fmt: skip
     try:
-        server = make_annotation_server(candidates, store, args.host, args.port, allowed_hosts=args.allowed_host)
+        server = make_annotation_server(
+            candidates, store, args.host, args.port, allowed_hosts=args.allowed_host, shuffle_seed=args.shuffle_seed
+        )
     except OSError as error:
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error})") from None
     print(f"{len(candidates)} items, rankings in {store.path}")

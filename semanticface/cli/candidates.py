@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--split", default="train", help="dataset split (default: train)")
     parser.add_argument("--out", required=True, help="candidate directory to write")
-    parser.add_argument("--model", required=True, help="trained model (adapter or full) the candidates come from")
+    parser.add_argument("--model", help="trained model (adapter or full) the candidates come from (required)")
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="run code and use prompt templates shipped with --model"
     )
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from semanticface.errors import DatasetError
+    from semanticface.errors import ConfigError, DatasetError
     from semanticface.preferences.candidates import CandidateConfig, generate_candidates
     from semanticface.render import get_renderer
 
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         images = _images(rows, indices)
         ids = [f"row-{i:06d}" for i in indices]
         metadata = [{"row": i} for i in indices]
+    if not args.model:
+        raise ConfigError("give --model: candidates are the model's own output, its samples and perturbations of it")
     from semanticface.inference import SemanticFacePredictor
 
     predictor = SemanticFacePredictor.from_pretrained(

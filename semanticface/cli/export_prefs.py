@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from semanticface.contract import TargetConfig
     from semanticface.errors import ConfigError
-    from semanticface.preferences.export import ExportConfig, preference_dataset
+    from semanticface.preferences.export import ExportConfig, export_summary, preference_dataset
     from semanticface.preferences.manifest import CandidateSet
     from semanticface.preferences.storage import RankingStore
     from semanticface.training.formatting import build_prompt_messages
@@ -57,4 +57,18 @@ def run(args: argparse.Namespace) -> int:
         dataset.push_to_hub(args.push_to_hub, private=args.private)
     annotators = sorted(set(dataset["annotator"]))
     print(f"{len(dataset)} pairs from {len(rankings)} rankings by {len(annotators)} annotator(s)")
+    summary = export_summary(rankings, dataset)
+    agreement = summary["agreement"]
+    if agreement["pairs"]:
+        print(
+            f"inter-annotator agreement: Kendall tau-b {agreement['kendall_tau']:.2f} over {agreement['pairs']} "
+            f"pair(s) of rankings of {agreement['items_ranked_twice']} item(s) ranked by several people"
+        )
+    else:
+        print("inter-annotator agreement: no item was ranked by two people (rank some items twice to measure it)")
+    if summary["best_shown_first"] is not None:
+        print(
+            f"best candidate was the one shown first in {summary['best_shown_first']:.0%} of "
+            f"{summary['orders_recorded']} rankings (order shuffled per annotator; ~1/k expected)"
+        )
     return 0

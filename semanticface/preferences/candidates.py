@@ -288,9 +288,14 @@ def generate_candidates(
     own = own_output_proposals(predictor, images, config, progress=progress)
     samples = sample_proposals(predictor, images, config, progress=progress)
     items = []
+    boundary: float | None = None  # where the app dims the half not judged (same look and size for every render)
     bar = _progress_bar(len(images), progress)  # predicting and sampling show their own bars
     for i, image in enumerate(images):
         region = item_region(config, i)
+        if region != "full" and boundary is None:
+            from semanticface.preferences.halves import half_boundary
+
+            boundary = half_boundary(renderer, identity=config.identity, size=config.render_size)
         proposals: list[Proposal] = []
         own_i = own[i]
         if own_i is not None:
@@ -307,7 +312,7 @@ def generate_candidates(
             region=region,
             target_config=target_config,
             config=config,
-            metadata=metadata[i] if metadata is not None else {"index": i},
+            metadata=_with_boundary(metadata[i] if metadata is not None else {"index": i}, region, boundary),
         )
         if item is not None:
             items.append(item)
@@ -316,6 +321,10 @@ def generate_candidates(
     candidate_set = CandidateSet(root, items)
     candidate_set.save()
     return candidate_set
+
+
+def _with_boundary(metadata: Mapping[str, Any], region: str, boundary: float | None) -> dict[str, Any]:
+    return {**metadata, "half_boundary": boundary} if region != "full" and boundary is not None else dict(metadata)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

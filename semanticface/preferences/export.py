@@ -106,6 +106,7 @@ def preference_rows(
                     images[item.id] = image.convert("RGB")
             except OSError as error:
                 raise DatasetError(f"{path}: cannot read the input image ({error})") from None
+        shown = {cid: i + 1 for i, cid in enumerate(ranking.display_order)}  # place on screen, 1 = first
         for chosen_id, rejected_id, margin in pairs:
             rows.append(
                 {
@@ -119,9 +120,27 @@ def preference_rows(
                     "chosen_id": chosen_id,
                     "rejected_id": rejected_id,
                     "region": item.region,
+                    "chosen_position": shown.get(chosen_id, 0),  # 0: the order shown was not recorded
+                    "rejected_position": shown.get(rejected_id, 0),
                 }
             )
     return rows
+
+
+def export_summary(rankings: Sequence[Ranking], dataset: Any) -> dict[str, Any]:
+    """What ``export-prefs`` prints: pair, ranking and annotator counts, inter-annotator agreement (Kendall tau-b
+    over items ranked by several people) and how often the best-ranked candidate was the one shown first."""
+    from semanticface.preferences.agreement import inter_annotator_agreement
+
+    shown_first = [r.groups[0][0] == r.display_order[0] for r in rankings if r.display_order and r.groups]
+    return {
+        "pairs": len(dataset),
+        "rankings": len(rankings),
+        "annotators": sorted({r.annotator for r in rankings}),
+        "agreement": inter_annotator_agreement(rankings),
+        "best_shown_first": (sum(shown_first) / len(shown_first)) if shown_first else None,
+        "orders_recorded": len(shown_first),
+    }
 
 
 def preference_dataset(

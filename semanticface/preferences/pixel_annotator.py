@@ -18,14 +18,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.preferences.candidates import Renderer
+from semanticface.preferences.halves import half_mask, pixels
 from semanticface.preferences.manifest import CandidateSet, Item
 from semanticface.preferences.storage import Ranking, RankingStore
-from semanticface.schema import CHANNEL_INDEX, FACE_HALVES, NUM_CHANNELS
-
-_OTHER = {"upper": "lower", "lower": "upper"}
 
 
 @dataclass
@@ -41,27 +38,6 @@ class PixelAnnotatorConfig:
     def __post_init__(self) -> None:
         if self.tie_threshold < 0 or self.mask_level < 0:
             raise ConfigError("tie_threshold and mask_level must be >= 0")
-
-
-def _pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"), dtype=np.float32)
-
-
-def half_mask(renderer: Renderer, half: str, *, identity: Any, size: int, level: float = 0.5) -> np.ndarray:
-    """``size`` x ``size`` booleans: the pixels ``half`` moves more than the other half does, for this look."""
-    if half not in FACE_HALVES:
-        raise ConfigError(f"half must be one of {sorted(FACE_HALVES)}, got {half!r}")
-    neutral = _pixels(renderer.render(FaceCoefficients(np.zeros(NUM_CHANNELS)), identity=identity, size=size))
-
-    def moved(names: tuple[str, ...]) -> np.ndarray:
-        values = np.zeros(NUM_CHANNELS)
-        values[[CHANNEL_INDEX[n] for n in names]] = 0.7
-        return np.abs(_pixels(renderer.render(FaceCoefficients(values), identity=identity, size=size)) - neutral).sum(
-            -1
-        )
-
-    judged, other = moved(FACE_HALVES[half]), moved(FACE_HALVES[_OTHER[half]])
-    return (judged > level) & (judged > other)
 
 
 class PixelAnnotator:
@@ -82,14 +58,14 @@ class PixelAnnotator:
         """Mean absolute pixel difference of each candidate's render to ``image`` (judged half only)."""
         if image.width != image.height:
             raise DatasetError(f"item {item.id!r}: the input image is {image.width}x{image.height}, not square")
-        target = _pixels(image)
+        target = pixels(image)
         size = image.width
         mask = None if item.region == "full" else self._mask(item.region, identity, size)
         if mask is not None and not mask.any():
             raise DatasetError(f"item {item.id!r}: the renderer moves no pixel for the {item.region} half")
         out = []
         for candidate in item.candidates:
-            render = _pixels(self.renderer.render(candidate.coefficients, identity=identity, size=size))
+            render = pixels(self.renderer.render(candidate.coefficients, identity=identity, size=size))
             diff = np.abs(render - target).mean(-1)
             out.append(float(diff[mask].mean() if mask is not None else diff.mean()))
         return np.array(out)

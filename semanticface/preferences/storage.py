@@ -11,6 +11,11 @@ Idempotency: every submission carries a client-generated ``submission_id`` (uniq
 with the same content is a no-op reported as ``"duplicate"``; the same id with different content is refused
 (:class:`SubmissionConflictError`). A *new* submission by the same annotator for an item they already ranked
 replaces their earlier ranking (people go back and correct themselves); other annotators' rankings are kept.
+
+Display order: the web app shows each annotator the candidates in a seeded shuffled order
+(:mod:`semanticface.preferences.shuffle`); the order shown is stored with the ranking (``display_order``, candidate
+ids in the order they appeared) while the groups are stored in candidate ids, so export reads them as they are and
+can report where on screen the chosen candidate stood. Databases written before the column existed are migrated.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ CREATE TABLE IF NOT EXISTS rankings (
     groups TEXT NOT NULL,
     all_bad INTEGER NOT NULL,
     created_at REAL NOT NULL,
+    display_order TEXT NOT NULL DEFAULT '[]',
     UNIQUE (annotator, item_id)
 );
 CREATE INDEX IF NOT EXISTS rankings_item ON rankings (item_id);
@@ -63,6 +69,8 @@ class Ranking:
     all_bad: bool = False
     submission_id: str = ""
     created_at: float = field(default=0.0, compare=False)
+    # Candidate ids in the order the annotator saw them (empty: not recorded, e.g. the simulated annotators).
+    display_order: tuple[str, ...] = field(default=(), compare=False)
 
     def rank_of(self) -> dict[str, int]:
         """``{candidate_id: group index}`` (0 = best)."""
@@ -102,7 +110,16 @@ def validate_ranking(ranking: Ranking, candidate_ids: Sequence[str] | None = Non
             raise RankingError(f"item {ranking.item_id}: candidates not ranked: {missing}")
     elif not seen and not ranking.all_bad:
         raise RankingError(f"item {ranking.item_id}: empty ranking")
-    return Ranking(ranking.item_id, ranking.annotator, groups, bool(ranking.all_bad), ranking.submission_id)
+    order = tuple(ranking.display_order)
+    if order and (
+        not all(isinstance(c, str) for c in order)
+        or len(set(order)) != len(order)
+        or (candidate_ids is not None and set(order) != set(candidate_ids))
+    ):
+        raise RankingError(f"item {ranking.item_id}: display_order must list each candidate once")
+    return Ranking(
+        ranking.item_id, ranking.annotator, groups, bool(ranking.all_bad), ranking.submission_id, 0.0, order
+    )
 
 
 class RankingStore:
@@ -115,6 +132,9 @@ class RankingStore:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(rankings)")}
+            if "display_order" not in columns:  # a database from before display orders were stored
+                conn.execute("ALTER TABLE rankings ADD COLUMN display_order TEXT NOT NULL DEFAULT '[]'")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -155,8 +175,8 @@ class RankingStore:
                 )
                 replaced = cursor.rowcount > 0
                 conn.execute(
-                    "INSERT INTO rankings (submission_id, annotator, item_id, groups, all_bad, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO rankings (submission_id, annotator, item_id, groups, all_bad, created_at, display_order)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         ranking.submission_id,
                         ranking.annotator,
@@ -164,6 +184,7 @@ class RankingStore:
                         groups_json,
                         int(ranking.all_bad),
                         time.time(),
+                        json.dumps(list(ranking.display_order)),
                     ),
                 )
                 conn.execute("COMMIT")
@@ -177,7 +198,7 @@ class RankingStore:
 
     def rankings(self, *, annotator: str | None = None, item_ids: Iterable[str] | None = None) -> list[Ranking]:
         """Stored rankings in submission order, optionally filtered."""
-        query = "SELECT item_id, annotator, groups, all_bad, submission_id, created_at FROM rankings"
+        query = "SELECT item_id, annotator, groups, all_bad, submission_id, created_at, display_order FROM rankings"
         params: list[str] = []
         if annotator is not None:
             query += " WHERE annotator = ?"
@@ -187,7 +208,9 @@ class RankingStore:
             rows = conn.execute(query, params).fetchall()
         wanted = None if item_ids is None else set(item_ids)
         return [
-            Ranking(r[0], r[1], tuple(tuple(g) for g in json.loads(r[2])), bool(r[3]), r[4], r[5])
+            Ranking(
+                r[0], r[1], tuple(tuple(g) for g in json.loads(r[2])), bool(r[3]), r[4], r[5], tuple(json.loads(r[6]))
+            )
             for r in rows
             if wanted is None or r[0] in wanted
         ]

@@ -1,7 +1,11 @@
-// Ranking page: pick candidates best-first (click, drag or keys 1-9), tie, "all bad", undo, submit, next item.
+// Ranking page: pick candidates best-first (click, drag or keys 1-9), tie, "all bad", undo, submit, next item,
+// skip and back, zoom; the half not judged is dimmed. Candidates are named by their slot on screen (p1, p2...).
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = { annotator: "", item: null, groups: [], allBad: false, submissionId: "", busy: false };
+const state = {
+  annotator: "", item: null, groups: [], allBad: false, submissionId: "", busy: false,
+  history: [], skipped: [], zoomNext: false,
+};
 
 function newSubmissionId() {
   if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -15,6 +19,25 @@ function setStatus(text, isError = false) {
 
 function showProgress(progress) {
   $("progress").textContent = `${progress.done} / ${progress.total}`;
+  $("progress-bar").max = progress.total;
+  $("progress-bar").value = progress.done;
+}
+
+function setDim(frame, dim) {
+  const overlay = frame.querySelector(".dim");
+  overlay.hidden = !dim;
+  if (dim) {
+    overlay.style.top = `${dim[0] * 100}%`;
+    overlay.style.height = `${(dim[1] - dim[0]) * 100}%`;
+  }
+}
+
+function zoom(candidate, index) {
+  $("zoom-input").src = state.item.image;
+  $("zoom-candidate").src = candidate.render;
+  $("zoom-caption").textContent = `candidate #${index + 1}`;
+  for (const frame of document.querySelectorAll("#zoom .frame")) setDim(frame, state.item.dim);
+  if (!$("zoom").open) $("zoom").showModal();
 }
 
 function rankedIds() { return state.groups.flat(); }
@@ -39,6 +62,8 @@ function render() {
   }));
   $("all-bad").setAttribute("aria-pressed", String(state.allBad));
   $("submit").disabled = state.busy || !(complete() || state.allBad);
+  $("back").disabled = state.busy || state.history.length === 0;
+  $("skip").disabled = state.busy || !state.item;
 }
 
 function labelOf(id) {
@@ -81,7 +106,9 @@ function showItem(item) {
   $("work").hidden = false;
   $("work").dataset.itemId = item.id;
   $("instruction").textContent = item.instruction;
+  $("ranked-before").hidden = !item.ranked;
   $("input-image").src = item.image;
+  setDim(document.querySelector(".input .frame"), item.dim);
   const cards = item.candidates.map((c, i) => {
     const card = document.createElement("button");
     card.type = "button";
@@ -89,12 +116,29 @@ function showItem(item) {
     card.dataset.id = c.id;
     card.draggable = true;
     card.innerHTML = `<span class="key">${i + 1}</span><span class="rank"></span>`;
+    const frame = document.createElement("div");
+    frame.className = "frame";
     const img = document.createElement("img");
     img.src = c.render;
     img.alt = `candidate ${i + 1}`;
     img.draggable = false;
-    card.appendChild(img);
-    card.addEventListener("click", () => pick(c.id));
+    const overlay = document.createElement("div");
+    overlay.className = "dim";
+    frame.append(img, overlay);
+    card.appendChild(frame);
+    setDim(frame, item.dim);
+    const magnifier = document.createElement("span");
+    magnifier.className = "zoom";
+    magnifier.title = "see it large next to the input";
+    magnifier.setAttribute("role", "button");
+    magnifier.setAttribute("aria-label", `zoom candidate ${i + 1}`);
+    magnifier.textContent = "\u{1F50D}";
+    magnifier.addEventListener("click", (e) => { e.stopPropagation(); zoom(c, i); });
+    card.appendChild(magnifier);
+    card.addEventListener("click", () => {
+      if (state.zoomNext) { state.zoomNext = false; zoom(c, i); return; }
+      pick(c.id);
+    });
     card.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", c.id));
     return card;
   });
@@ -103,11 +147,35 @@ function showItem(item) {
 }
 
 async function loadNext() {
-  const response = await fetch(`/api/next?annotator=${encodeURIComponent(state.annotator)}`);
+  const skip = state.skipped.length ? `&skip=${encodeURIComponent(state.skipped.join(","))}` : "";
+  const response = await fetch(`/api/next?annotator=${encodeURIComponent(state.annotator)}${skip}`);
   const body = await response.json();
   if (!response.ok) { setStatus(body.message || "could not load the next item", true); return; }
   showProgress(body.progress);
   showItem(body.item);
+}
+
+function leaveItem() {
+  if (state.item && state.history[state.history.length - 1] !== state.item.id) state.history.push(state.item.id);
+}
+
+async function skip() {
+  if (state.busy || !state.item) return;
+  const id = state.item.id;
+  state.skipped = state.skipped.filter((s) => s !== id).concat([id]);
+  leaveItem();
+  setStatus(`Skipped ${id}: it comes back at the end.`);
+  await loadNext();
+}
+
+async function back() {
+  if (state.busy || state.history.length === 0) return;
+  const id = state.history.pop();
+  const response = await fetch(`/api/items/${encodeURIComponent(id)}?annotator=${encodeURIComponent(state.annotator)}`);
+  const body = await response.json();
+  if (!response.ok) { setStatus(body.message || "could not load the item", true); return; }
+  showItem(body);
+  setStatus(`Back to ${id}.`);
 }
 
 async function submit() {
@@ -118,7 +186,7 @@ async function submit() {
     submission_id: state.submissionId,
     annotator: state.annotator,
     item_id: state.item.id,
-    groups: complete() ? state.groups : [],
+    display_groups: complete() ? state.groups : [],
     all_bad: state.allBad,
   };
   try {
@@ -129,6 +197,8 @@ async function submit() {
     if (!response.ok) { setStatus(body.message || `error ${response.status}`, true); return; }
     showProgress(body.progress);
     setStatus(`Saved ${payload.item_id}.`);
+    state.skipped = state.skipped.filter((s) => s !== payload.item_id);
+    leaveItem();
     await loadNext();
   } catch (error) {
     // Same submission id on retry: the server stores it once.
@@ -153,6 +223,8 @@ $("tie").addEventListener("click", tie);
 $("undo").addEventListener("click", undo);
 $("all-bad").addEventListener("click", () => { state.allBad = !state.allBad; render(); });
 $("submit").addEventListener("click", submit);
+$("skip").addEventListener("click", skip);
+$("back").addEventListener("click", back);
 $("ranking").addEventListener("dragover", (e) => { e.preventDefault(); $("ranking").classList.add("drop"); });
 $("ranking").addEventListener("dragleave", () => $("ranking").classList.remove("drop"));
 $("ranking").addEventListener("drop", (e) => {
@@ -163,9 +235,19 @@ $("ranking").addEventListener("drop", (e) => {
 
 document.addEventListener("keydown", (e) => {
   if (!state.item || e.target instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey) return;
+  if ($("zoom").open) return;  // the dialog handles Esc itself
   if (/^[1-9]$/.test(e.key)) {
-    const candidate = state.item.candidates[Number(e.key) - 1];
-    if (candidate) pick(candidate.id);
+    const index = Number(e.key) - 1;
+    const candidate = state.item.candidates[index];
+    if (candidate && state.zoomNext) { state.zoomNext = false; zoom(candidate, index); }
+    else if (candidate) pick(candidate.id);
+  } else if (e.key === "z") {
+    state.zoomNext = true;
+    setStatus("Zoom: click a candidate or press its number.");
+  } else if (e.key === "s") {
+    skip();
+  } else if (e.key === "b") {
+    back();
   } else if (e.key === "t") {
     tie();
   } else if (e.key === "x") {
