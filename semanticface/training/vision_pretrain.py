@@ -85,7 +85,8 @@ def _targets(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     if "images" not in dataset.column_names:
         raise DatasetError("vision pretraining needs an 'images' column (a list holding one image per row)")
     coefficients = dataset_coefficients(dataset)
-    values = np.stack([c.values[:NUM_BLENDSHAPES] for c in coefficients]).astype(np.float32)
+    # Missing cells are NaN in FaceCoefficients.values: zero them, or NaN * 0 in the masked loss is NaN.
+    values = np.nan_to_num(np.stack([c.values[:NUM_BLENDSHAPES] for c in coefficients]).astype(np.float32))
     known = np.array([[name not in c.missing for name in BLENDSHAPES] for c in coefficients], dtype=np.float32)
     if not known.any():
         raise DatasetError("vision pretraining: every blendshape value in the dataset is missing")

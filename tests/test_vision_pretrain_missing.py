@@ -1,0 +1,36 @@
+"""Vision pretraining on labels with a missing channel (MediaPipe has no tongueOut) stays finite."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.modeling import load_model_and_processor
+from semanticface.render.avatar import AvatarRenderer
+from semanticface.rows import coefficients_to_row
+from semanticface.schema import CHANNEL_INDEX, NUM_CHANNELS
+from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_vision_tower
+
+
+def test_missing_channels_carry_no_loss_and_no_nan(tiny_model_dir, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        values = np.zeros(NUM_CHANNELS)
+        values[:52] = rng.uniform(0, 0.8, 52)
+        label = FaceCoefficients(values, frozenset({"tongueOut"}))  # as MediaPipe labels are
+        assert np.isnan(label.values[CHANNEL_INDEX["tongueOut"]])
+        rows.append({**coefficients_to_row(label), "images": [AvatarRenderer().render(label, identity=i, size=56)]})
+    checkpoint = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, checkpoint)
+    for loss in ("mse", "l1"):
+        config = VisionPretrainConfig(vision_pretrain_steps=3, vision_pretrain_loss=loss)
+        record = pretrain_vision_tower(checkpoint, Dataset.from_list(rows), config)
+        assert np.isfinite(record["initial_loss"]) and np.isfinite(record["final_loss"]), json.dumps(record)
+    model, _ = load_model_and_processor(checkpoint, dtype="float32")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
