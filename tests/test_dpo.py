@@ -103,6 +103,7 @@ def test_two_simulated_rounds_from_an_adapter(tmp_path, sft_adapter, faces):
         metrics = json.loads((out / f"round_{r}" / "metrics.json").read_text())
         assert metrics["pairs"] > 0 and metrics["items"] == 2 and metrics["rankings"] == 2
         assert "loss" in metrics["train"] and metrics["eval"]["num_samples"] == 2
+        assert metrics["eval"]["readout"] == "median" and metrics["loss_type"] == ["sigmoid"]
         model_dir = out / f"round_{r}" / "model"
         assert not (model_dir / "ref").exists()  # TRL's frozen reference copy is not saved as a policy
         saved = _adapter_weights(model_dir)

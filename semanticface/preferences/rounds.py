@@ -143,7 +143,8 @@ def _images(rows: Any, indices: list[int]) -> list[Any]:
 
 
 def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dict[str, Any]:
-    """Greedy predictions on held-out rows, scored against their coefficients (MAE overall and per region)."""
+    """Predictions on held-out rows, scored against their coefficients (MAE overall and per region); with
+    decoding='forced' read with median numbers, as distillation is evaluated."""
     from semanticface.evaluation.metrics import coefficient_metrics
     from semanticface.inference import SemanticFacePredictor
 
@@ -151,7 +152,11 @@ def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dic
     predictor = SemanticFacePredictor.from_pretrained(
         model_path, dtype="auto", decoding=args.decoding, min_pixels=args.min_pixels, max_pixels=args.max_pixels
     )
-    predictions = predictor.predict(_images(rows, indices), max_new_tokens=args.sample_max_new_tokens)
+    predictions = predictor.predict(
+        _images(rows, indices),
+        max_new_tokens=args.sample_max_new_tokens,
+        number_estimate="median" if args.decoding == "forced" else "mode",
+    )
     metrics = coefficient_metrics([p.coefficients for p in predictions], _truths(rows, indices))
     return {
         "num_samples": metrics.num_samples,
@@ -159,6 +164,7 @@ def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dic
         "mae": metrics.overall.mae,
         "mae_regions": {k: v.mae for k, v in metrics.regions.items()},
         "mae_halves": {k: v.mae for k, v in metrics.halves.items()},
+        "readout": "median" if args.decoding == "forced" else "greedy",
     }
 
 
