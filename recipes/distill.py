@@ -89,6 +89,7 @@ def main(
         processing_class=processor,
         peft_config=peft_config,
         callbacks=callbacks,
+        number_token_weight=script_args.number_token_weight,
     )
     generation_eval = None
     if eval_dataset is not None and script_args.eval_generate_samples > 0:

@@ -70,6 +70,15 @@ class DistillScriptArguments:
         metadata={"help": "'semantic': description then coefficients (the paper); 'coefficients': block only."},
     )
     decimals: int = field(default=2, metadata={"help": "Decimals of each coefficient in the target."})
+    number_token_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Loss weight of the coefficient-value tokens (completion tokens holding a digit) relative to the "
+            "other completion tokens (the description, keys, punctuation); the loss stays divided by the token "
+            "count. 1.0 = plain SFT loss. Above 1 gives a semantic target's numbers a larger share of the gradient "
+            "(e.g. the share they have in a coefficients-only target)."
+        },
+    )
     include_pose: bool = field(default=False, metadata={"help": "Also train the 9 head/eye pose channels."})
     key_dialect: str = field(
         default="arkit", metadata={"help": "Key spelling in the coefficient block: arkit, llf, mediapipe, suffix."}
@@ -125,6 +134,8 @@ class DistillScriptArguments:
     def __post_init__(self) -> None:
         if not 0 <= self.eval_fraction < 1:
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if not self.number_token_weight > 0:
+            raise ConfigError(f"number_token_weight must be > 0, got {self.number_token_weight}")
         if self.eval_generate_samples < 0:
             raise ConfigError(f"eval_generate_samples must be >= 0, got {self.eval_generate_samples}")
         if self.eval_decoding not in ("forced", "generate"):
