@@ -84,3 +84,30 @@ def test_bad_input_is_refused_with_a_clear_error(tiny_model_dir, faces, tmp_path
         VisionPretrainConfig(vision_pretrain_loss="huber")
     with pytest.raises(ConfigError, match="vision_pretrain_pooling"):
         VisionPretrainConfig(vision_pretrain_pooling="max")
+
+
+def test_landmark_pretraining_learns_the_geometry_without_coefficients(tiny_qwen3_dir, tmp_path):
+    from semanticface.render.avatar import KEYPOINT_NAMES
+    from semanticface.sampling import SamplingConfig
+    from semanticface.synth import SynthConfig, build_dataset
+
+    config = SynthConfig(
+        n=16, size=56, seed=1, identities=4, splits={"train": 1.0}, sampling=SamplingConfig("uniform")
+    )
+    faces = build_dataset(config, cache_dir=str(tmp_path / "cache"))["train"]
+    checkpoint = _copy(tiny_qwen3_dir, tmp_path)
+    config = VisionPretrainConfig(
+        vision_pretrain_steps=200, vision_pretrain_target="landmarks", vision_pretrain_loss="mse",
+        vision_pretrain_pooling="tokens",
+    )  # fmt: skip
+    record = pretrain_vision_tower(checkpoint, faces, config)
+    assert record["target"] == "landmarks" and record["target_size"] == 2 * len(KEYPOINT_NAMES)
+    assert record["final_loss"] < 0.7 * record["initial_loss"], record
+
+
+def test_landmark_targets_need_rendered_rows(tiny_model_dir, faces):
+    config = VisionPretrainConfig(vision_pretrain_steps=1, vision_pretrain_target="landmarks")
+    with pytest.raises(DatasetError, match="'renderer' column"):
+        pretrain_vision_tower(tiny_model_dir, faces.remove_columns("renderer"), config)
+    with pytest.raises(ConfigError, match="vision_pretrain_target"):
+        VisionPretrainConfig(vision_pretrain_target="pixels")

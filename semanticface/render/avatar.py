@@ -32,6 +32,19 @@ _INK = (45, 30, 28)
 _MOUTH_DARK = (70, 18, 25)
 _TEETH = (245, 242, 232)
 _TONGUE = (214, 100, 110)
+# Named keypoints (:meth:`AvatarRenderer.keypoints`), in this order; the subject's left side (image right) first.
+KEYPOINT_NAMES: tuple[str, ...] = (
+    *(f"outline_{k}" for k in range(12)),
+    *(f"brow{side}_{k}" for side in ("Left", "Right") for k in ("inner", "middle", "outer")),
+    *(
+        f"eye{side}_{k}"
+        for side in ("Left", "Right")
+        for k in ("corner_inner", "upper_1", "upper_2", "upper_3", "corner_outer", "lower_1", "lower_2", "lower_3", "iris")
+    ),
+    "nose_tip", "noseWingLeft", "noseWingRight",
+    "mouth_upper_outer", "mouth_corner_right", "mouth_upper_1", "mouth_upper_2", "mouth_upper_3", "mouth_corner_left",
+    "mouth_lower_1", "mouth_lower_2", "mouth_lower_3", "mouth_lower_outer",
+)  # fmt: skip
 
 
 def _mix(a, b, t: float) -> tuple[int, int, int]:
@@ -100,6 +113,23 @@ class AvatarRenderer:
             image = image.reduce(self.supersample)
         return image
 
+    def keypoints(
+        self, coefficients: FaceCoefficients, *, identity: int | Identity = 0, size: int = 256
+    ) -> np.ndarray:
+        """Pixel positions ``(len(KEYPOINT_NAMES), 2)`` (x, y) of the face's keypoints in the ``size`` image that
+        :meth:`render` draws: the same control points the painter draws (face outline, brows, lids and irises,
+        nose, lips), under the same expression, head pose and projection. Hidden points (the iris behind a closed
+        lid) keep their position."""
+        ident = identity if isinstance(identity, Identity) else Identity.from_seed(int(identity))
+        yaw, pitch, roll = head_angles(coefficients)
+        pose = _Pose(
+            scale=size * _SCALE, cx=size / 2, cy=size * _CENTRE_Y, rot=rotation_matrix(yaw, pitch, roll),
+            depth=0.75, width=ident.face_width, height=ident.face_height,
+        )  # fmt: skip
+        painter = _Painter(_NoDraw(), pose, ident, np.nan_to_num(coefficients.values), self.style, size, coefficients)
+        painter.paint()
+        return np.concatenate([painter.marks[name] for name in _MARK_ORDER])
+
     def channel_region_box(
         self, channel: str, *, identity: int | Identity = 0, size: int = 256
     ) -> tuple[int, int, int, int]:
@@ -134,6 +164,20 @@ class AvatarRenderer:
         return clamp(math.floor(left)), clamp(math.floor(top)), clamp(math.ceil(right)), clamp(math.ceil(bottom))
 
 
+class _NoDraw:
+    """A drawing surface that draws nothing (keypoints need the painter's geometry only)."""
+
+    def polygon(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def line(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+# Groups of keypoints the painter marks, in KEYPOINT_NAMES order.
+_MARK_ORDER = ("outline", "brow1", "brow-1", "eye1", "eye-1", "nose", "mouth")
+
+
 class _Painter:
     """Builds and draws one frame; split out so the renderer object stays stateless and thread-safe."""
 
@@ -141,6 +185,12 @@ class _Painter:
         self.d, self.p, self.i, self.w, self.style, self.res, self.coeffs = draw, pose, ident, w, style, res, coeffs
         self.flat = style == "flat"
         self.lw = max(1, round(res / 180))
+        self.marks: dict[str, np.ndarray] = {}
+
+    def mark(self, group: str, pts, z: float | np.ndarray = 0.0, surface: bool = True) -> None:
+        """Record keypoints (face units, projected exactly as the drawing is) under ``group``."""
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        self.marks[group] = np.asarray(self.p.project(pts, z, surface)).reshape(-1, 2)
 
     def v(self, name: str) -> float:
         return float(self.w[CHANNEL_INDEX[name]])
@@ -172,6 +222,7 @@ class _Painter:
         self._neck()
         self._ears()
         outline = self._outline()
+        self.mark("outline", outline[::6], surface=False)
         self.poly(outline, skin if self.flat else _mix(skin, (70, 35, 35), 0.22), surface=False)
         if not self.flat:
             self._shading(outline)
@@ -275,6 +326,7 @@ class _Painter:
         upper = np.stack([sx * x, y + thick / 2], axis=1)
         lower = np.stack([sx * x, y - thick / 2], axis=1)[::-1]
         colour = _mix(i.hair, (20, 15, 10), 0.35)
+        self.mark(f"brow{sx}", np.stack([sx * x, y], axis=1)[[0, 4, 8]], z=0.04)
         self.poly(np.vstack([upper, lower]), colour, outline=False, z=0.04)
         # wrinkles: frown lines between the brows, forehead lines above a raised inner brow
         if down > 0.05:
@@ -304,14 +356,18 @@ class _Painter:
         upper = lower + (upper_open - lower) * (1 - blink) * (1 - 0.22 * squint)
         # sclera (eye opening)
         opening = np.vstack([np.stack([x, upper], 1), np.stack([x, lower], 1)[::-1]])
+        # iris follows eyeLook* blendshapes and the eye pose channels
+        look_in, look_out = self.side("eyeLookIn", sx), self.side("eyeLookOut", sx)
+        yaw, pitch = eye_pose_excess(self.coeffs, "left" if sx > 0 else "right")
+        # positive eye yaw looks towards the subject's right, i.e. image left (-x)
+        dx = sx * (look_out - look_in) * 0.62 * a - math.sin(math.radians(yaw)) * 1.3 * a
+        dy = (look_up - look_down) * 0.75 * h - math.sin(math.radians(pitch)) * 1.4 * h
+        inner, outer = (0, 14) if sx > 0 else (14, 0)  # u runs towards +x: the left eye's inner corner is at u=-1
+        lid = [inner, 4, 7, 10, outer] if sx > 0 else [inner, 10, 7, 4, outer]
+        eye_pts = np.vstack([np.stack([x, upper], 1)[lid], np.stack([x, lower], 1)[lid[1:4]], [[ex + dx, EYE_Y + dy]]])
+        self.mark(f"eye{sx}", eye_pts, z=0.01)
         if float(np.max(upper - lower)) > 0.004:
             self.poly(opening, (250, 250, 248) if self.flat else (236, 234, 230), outline=False, z=0.0)
-            # iris follows eyeLook* blendshapes and the eye pose channels
-            look_in, look_out = self.side("eyeLookIn", sx), self.side("eyeLookOut", sx)
-            yaw, pitch = eye_pose_excess(self.coeffs, "left" if sx > 0 else "right")
-            # positive eye yaw looks towards the subject's right, i.e. image left (-x)
-            dx = sx * (look_out - look_in) * 0.62 * a - math.sin(math.radians(yaw)) * 1.3 * a
-            dy = (look_up - look_down) * 0.75 * h - math.sin(math.radians(pitch)) * 1.4 * h
             r = 0.43 * a
             self._clipped_disc(ex + dx, EYE_Y + dy, r, x, upper, lower, i.iris)
             self._clipped_disc(ex + dx, EYE_Y + dy, r * 0.45, x, upper, lower, (15, 12, 12))
@@ -388,6 +444,11 @@ class _Painter:
                 for k in range(2):
                     yy = tip_y + 0.2 + 0.08 * k
                     self.line([[sx * 0.03, yy + 0.03], [sx * (nw * 0.75), yy - 0.02]], c, 1.2, z=0.1)
+        self.mark("nose", [[0.0, tip_y - 0.02]], z=0.15)
+        self.marks["nose"] = np.vstack(
+            [self.marks["nose"], *(self.p.project(np.array([[sx * nw, tip_y + 0.07 + 0.07 * sneer[sx]]]), 0.12)
+                                   for sx in (1, -1))]
+        ).reshape(-1, 2)  # fmt: skip
         tip = np.array([[-0.05, tip_y + 0.01], [0.0, tip_y - 0.02], [0.05, tip_y + 0.01]])
         self.line(tip, shade if not self.flat else _INK, 0.9, z=0.15)
 
@@ -435,6 +496,9 @@ class _Painter:
         gap = upper_in - lower_in
         up_pts_in = np.stack([x, upper_in], 1)
         lo_pts_in = np.stack([lower_x, lower_in], 1)
+        mouth_pts = np.vstack([[[x[8], upper_out[8]]], up_pts_in[[0, 4, 8, 12, 16]], lo_pts_in[[4, 8, 12]],
+                               [[lower_x[8], lower_out[8]]]])  # fmt: skip
+        self.mark("mouth", mouth_pts, z=0.05)
         if float(gap.max()) > 0.01:
             mouth = np.vstack([up_pts_in, lo_pts_in[::-1]])
             self.poly(mouth, _MOUTH_DARK, outline=False, z=0.03)

@@ -27,6 +27,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -119,6 +120,27 @@ class MeshRig:
         if not mats:
             return np.zeros(0, dtype=np.int64)
         return np.unique(self.triangles[np.isin(self.triangle_material, mats)])
+
+
+MESH_KEYPOINTS = 64  # face vertices spread over the front of the face (plus one pupil centre per eye)
+
+
+def _keypoint_vertices(rig: MeshRig, face: np.ndarray, eyes: dict[str, Any]) -> np.ndarray:
+    """A fixed, well-spread set of front-facing face vertices (farthest-point sampling from the face's front-most
+    vertex over the front 60% of its depth), then the front-most vertex of each eyeball (the pupil centre)."""
+    face = face if face.size else np.arange(len(rig.vertices))
+    pts = rig.vertices[face]
+    front = face[pts[:, 2] >= np.quantile(pts[:, 2], 0.4)]
+    chosen = [int(front[np.argmax(rig.vertices[front, 2])])]
+    distance = np.linalg.norm(rig.vertices[front] - rig.vertices[chosen[0]], axis=1)
+    while len(chosen) < min(MESH_KEYPOINTS, len(front)):
+        chosen.append(int(front[np.argmax(distance)]))
+        distance = np.minimum(distance, np.linalg.norm(rig.vertices[front] - rig.vertices[chosen[-1]], axis=1))
+    for side in ("left", "right"):
+        if eyes.get(side) is not None:
+            idx = eyes[side][0]
+            chosen.append(int(idx[np.argmax(rig.vertices[idx, 2])]))
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def _hidden(material: str) -> bool:
@@ -378,6 +400,26 @@ class MeshRenderer:
         )  # fmt: skip
         self._distance = self.camera.distance or FACE_DISTANCE_PER_HEIGHT * float(hi[1] - lo[1])
         self._pivot = np.array([(lo[0] + hi[0]) / 2, lo[1] + 0.25 * (hi[1] - lo[1]), lo[2]])  # roughly the neck
+        self.keypoint_vertices = _keypoint_vertices(rig, face, self._eyes)
+
+    def keypoints(self, coefficients: FaceCoefficients, *, size: int = 256) -> np.ndarray:
+        """Pixel positions ``(len(keypoint_vertices), 2)`` (x, y) in the ``size`` image :meth:`render` draws of the
+        rig's keypoint vertices (a fixed spread of front-facing face vertices, then each eye's pupil centre), deformed
+        and posed exactly as rendered. Occluded points keep their projected position."""
+        verts = self._posed_vertices(coefficients)
+        _, xy, _ = self._project(verts[self.keypoint_vertices], coefficients, size)
+        return xy
+
+    def _posed_vertices(self, coefficients: FaceCoefficients) -> np.ndarray:
+        """Vertices with the blendshapes applied and the eyeballs turned by the eye pose channels."""
+        verts = self.rig.deform(coefficients).astype(np.float64)
+        for side, eye in self._eyes.items():
+            yaw, pitch = eye_pose_excess(coefficients, side)
+            if eye is not None and (yaw or pitch):
+                idx, centre = eye
+                # rotation_matrix turns +z towards +x for positive yaw; eye yaw looks towards -x (subject's right)
+                verts[idx] = (verts[idx] - centre) @ rotation_matrix(-yaw, pitch, 0.0).T + centre
+        return verts
 
     def _eye(self, side: str) -> tuple[np.ndarray, np.ndarray] | None:
         ball = np.union1d(self.rig.material_vertices("sclera"), self.rig.material_vertices("iris"))
@@ -397,13 +439,7 @@ class MeshRenderer:
     def render(self, coefficients: FaceCoefficients, *, identity: int | MeshLook = 0, size: int = 256) -> Image.Image:
         """An RGB image of the rig with the given expression and pose."""
         look = identity if isinstance(identity, MeshLook) else MeshLook.from_seed(int(identity))
-        verts = self.rig.deform(coefficients).astype(np.float64)
-        for side, eye in self._eyes.items():
-            yaw, pitch = eye_pose_excess(coefficients, side)
-            if eye is not None and (yaw or pitch):
-                idx, centre = eye
-                # rotation_matrix turns +z towards +x for positive yaw; eye yaw looks towards -x (subject's right)
-                verts[idx] = (verts[idx] - centre) @ rotation_matrix(-yaw, pitch, 0.0).T + centre
+        verts = self._posed_vertices(coefficients)
         res = size * self.supersample
         world, xy, depth = self._project(verts, coefficients, res)
         frags = rasterize(xy, depth, self._triangles, res, res)

@@ -5,9 +5,15 @@ tiny random stand-in of :mod:`semanticface.tiny_model` does not, and through the
 never learns to see (measured on 2 CPU cores: trained from scratch on 6,800 faces it writes the same coefficients
 for every face, while the same model with a seeing vision tower reads them within 1,000 steps). This stage gives
 the stand-in what real checkpoints have: its image features (``get_image_features``, mean-pooled per image) regress
-the 52 blendshapes of a labelled face dataset through a throwaway linear head with L1 loss. Only the vision tower
-and projector train, and the checkpoint directory is updated in place (safetensors), so the distillation recipe
-then loads it like any other checkpoint.
+the 52 blendshapes of a labelled face dataset (``vision_pretrain_target: blendshapes``) through a throwaway linear
+head with L1 loss. Only the vision tower and projector train, and the checkpoint directory is updated in place
+(safetensors), so the distillation recipe then loads it like any other checkpoint.
+
+``vision_pretrain_target: landmarks`` regresses instead the exact 2-D keypoints the renderer projects for each face
+(:mod:`semanticface.render.keypoints`: the avatar's control points, the ICT mesh's vertices and pupils): the tower
+learns face geometry, as a pretrained VLM knows faces, without ever seeing an ARKit coefficient, so the language
+model still has to learn the coefficient mapping. Blendshape pretraining hands the language model image features
+that already carry the 52 answers, which leaves nothing for a description to help with.
 """
 
 from __future__ import annotations
@@ -63,6 +69,18 @@ class VisionPretrainConfig:
             "choices": ["mean", "tokens"],
         },
     )
+    vision_pretrain_target: str = field(
+        default="blendshapes",
+        metadata={
+            "help": "What the throwaway head regresses: blendshapes (the 52 coefficients) or landmarks (the exact 2-D "
+            "keypoints the renderer projects; needs rendered rows: renderer and identity columns).",
+            "choices": ["blendshapes", "landmarks"],
+        },
+    )
+    vision_pretrain_mesh_dir: str | None = field(
+        default=None,
+        metadata={"help": "Rig of the dataset's mesh rows, for landmark targets (default: $SEMANTICFACE_MESH_DIR)."},
+    )
     vision_pretrain_seed: int = field(
         default=0, metadata={"help": "Seed for the throwaway head's initialisation and the batch order."}
     )
@@ -76,14 +94,22 @@ class VisionPretrainConfig:
             raise ConfigError(
                 f"vision_pretrain_pooling must be 'mean' or 'tokens', got {self.vision_pretrain_pooling!r}"
             )
+        if self.vision_pretrain_target not in ("blendshapes", "landmarks"):
+            raise ConfigError(
+                f"vision_pretrain_target must be 'blendshapes' or 'landmarks', got {self.vision_pretrain_target!r}"
+            )
         if self.vision_pretrain_loss not in ("l1", "mse"):
             raise ConfigError(f"vision_pretrain_loss must be 'l1' or 'mse', got {self.vision_pretrain_loss!r}")
 
 
-def _targets(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Blendshape values and a mask of the known ones (missing channels carry no loss)."""
+def _targets(dataset: Any, config: VisionPretrainConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Target values and a mask of the known ones (missing channels, other renderers' keypoints carry no loss)."""
     if "images" not in dataset.column_names:
         raise DatasetError("vision pretraining needs an 'images' column (a list holding one image per row)")
+    if config is not None and config.vision_pretrain_target == "landmarks":
+        from semanticface.render.keypoints import keypoint_targets
+
+        return keypoint_targets(dataset, mesh_dir=config.vision_pretrain_mesh_dir)
     coefficients = dataset_coefficients(dataset)
     # Missing cells are NaN in FaceCoefficients.values: zero them, or NaN * 0 in the masked loss is NaN.
     values = np.nan_to_num(np.stack([c.values[:NUM_BLENDSHAPES] for c in coefficients]).astype(np.float32))
@@ -91,6 +117,15 @@ def _targets(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     if not known.any():
         raise DatasetError("vision pretraining: every blendshape value in the dataset is missing")
     return values, known
+
+
+def _start(values: np.ndarray, known: np.ndarray, target: str) -> np.ndarray:
+    """The head's starting output: the per-target median (over the rows whose renderer has the keypoint)."""
+    if target == "blendshapes":
+        return np.median(values, axis=0).astype(np.float32)
+    counts = known.sum(axis=0)
+    medians = [np.median(values[known[:, j] > 0, j]) if counts[j] else 0.0 for j in range(values.shape[1])]
+    return np.asarray(medians, dtype=np.float32)
 
 
 def _pooled_image_features(model: Any, inputs: dict[str, Any], pooling: str = "mean") -> Any:
@@ -126,7 +161,7 @@ def pretrain_vision_tower(
     path = Path(checkpoint_dir)
     if not (path / "config.json").is_file():
         raise ConfigError(f"{str(path)!r} is not a local checkpoint directory (no config.json)")
-    values, known = _targets(dataset)
+    values, known = _targets(dataset, config)
     model, processor = load_model_and_processor(path, dtype="float32")
     vision = vision_module_names(model)
     if not vision or not hasattr(model, "get_image_features"):
@@ -146,10 +181,10 @@ def pretrain_vision_tower(
     with torch.no_grad():
         width = _pooled_image_features(model, dict(encoded[0]), pooling).shape[-1]
     torch.manual_seed(config.vision_pretrain_seed)
-    head = torch.nn.Linear(width, NUM_BLENDSHAPES)
-    with torch.no_grad():  # start at the per-channel median, the best constant under L1
+    head = torch.nn.Linear(width, values.shape[1])
+    with torch.no_grad():  # start at the per-target median of the known values, the best constant under L1
         head.weight.mul_(0.1)
-        head.bias.copy_(torch.from_numpy(np.median(values, axis=0)))
+        head.bias.copy_(torch.from_numpy(_start(values, known, config.vision_pretrain_target)))
     optimizer = torch.optim.AdamW(
         [*parameters, *head.parameters()], lr=config.vision_pretrain_learning_rate, weight_decay=0.0
     )
@@ -185,6 +220,8 @@ def pretrain_vision_tower(
         "steps": len(losses),
         "wall_s": round(time.perf_counter() - start, 1),
         "loss": config.vision_pretrain_loss,
+        "target": config.vision_pretrain_target,
+        "target_size": int(values.shape[1]),
         "initial_loss": float(np.mean(losses[:window])),
         "final_loss": float(np.mean(losses[-window:])),
     }
