@@ -21,6 +21,7 @@ from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import DatasetError
 from semanticface.evaluation.baselines import ConstantMeanBaseline, MediaPipeBaseline, NeutralBaseline
 from semanticface.evaluation.consistency import consistency
+from semanticface.evaluation.description_quality import description_quality
 from semanticface.evaluation.report import write_report
 from semanticface.evaluation.results import SystemResult
 from semanticface.evaluation.scoring import (
@@ -55,7 +56,10 @@ class EvalOptions:
     decimals: int = field(default=2, metadata={"help": "Decimals the descriptions were derived at (consistency)."})
     consistency: bool = field(
         default=True,
-        metadata={"help": "Measure description-coefficient consistency (only for this toolkit's description format)."},
+        metadata={
+            "help": "Measure description-coefficient consistency and description quality against describe(truth): "
+            "expression-category accuracy, per-region action precision/recall (this toolkit's description format)."
+        },
     )
     bootstrap_samples: int = field(
         default=10_000, metadata={"help": "Bootstrap resamples of the paired model-vs-baseline intervals (0: none)."}
@@ -129,6 +133,9 @@ def model_result(
         stats = consistency([p.description for p in predictions], coefficients, decimals=decimals)
         if stats.compared:
             extra.update(stats.to_extra())
+        quality = description_quality([p.description for p in predictions], truths, decimals=decimals)
+        if quality.compared:
+            extra.update(quality.to_extra())
     if any(p.num_tokens for p in predictions):
         extra["mean_output_tokens"] = float(np.mean([p.num_tokens for p in predictions]))
     if any(p.seconds for p in predictions):
