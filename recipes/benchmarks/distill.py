@@ -163,8 +163,18 @@ def split_format(spec: str) -> tuple[str, str]:
     return target_format, block_style or "json"
 
 
-def distil(args: argparse.Namespace, seed: int, spec: str, data: Path, base: Path, out: Path) -> Any:
-    """The recipe's own code path; returns the trainer (its model is the distilled one)."""
+def distil(
+    args: argparse.Namespace,
+    seed: int,
+    spec: str,
+    data: Path,
+    base: Path,
+    out: Path,
+    extra_argv: list[str] | None = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """The recipe's own code path; returns the trainer (its model is the distilled one). ``extra_argv`` adds or
+    overrides recipe flags (e.g. ``--number_token_weight``), ``callbacks`` go to the trainer (other benchmarks)."""
     module_spec = importlib.util.spec_from_file_location("distill_recipe", RECIPES / "distill.py")
     recipe = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
     module_spec.loader.exec_module(recipe)  # type: ignore[union-attr]
@@ -181,11 +191,11 @@ def distil(args: argparse.Namespace, seed: int, spec: str, data: Path, base: Pat
         "--output_dir", str(out), "--max_steps", str(args.max_steps), "--vision_pretrain_steps", "0",
         "--per_device_train_batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
         "--warmup_steps", str(min(20, args.max_steps // 10)), "--eval_strategy", "no", "--eval_generate_samples", "0",
-        "--save_strategy", "no", "--logging_steps", "50", "--seed", str(seed),
+        "--save_strategy", "no", "--logging_steps", "50", "--seed", str(seed), *(extra_argv or []),
     ]  # fmt: skip
     parser = TrlParser((DistillScriptArguments, VisionPretrainConfig, SFTConfig, ModelConfig))
     script_args, vision_args, training_args, model_args = parser.parse_args_and_config(args=argv)
-    return recipe.main(script_args, training_args, model_args, vision_args=vision_args)  # tower pretrained already
+    return recipe.main(script_args, training_args, model_args, callbacks=callbacks, vision_args=vision_args)
 
 
 def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
