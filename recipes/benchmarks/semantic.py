@@ -73,7 +73,12 @@ FILLER_WORDS = (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/benchmark_semantic")
-    parser.add_argument("--seeds", type=int, default=3, help="independent runs (data, model, training seeds 0..k-1)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="independent runs (data, model, training seeds 0..k-1); default 3 (--quick: 2)",
+    )
     parser.add_argument("--domain-seeds", type=int, default=1, help="seeds that also run the domain matrix")
     parser.add_argument("--quick", action="store_true", help="CI smoke mode: tiny data, a few steps, 2 seeds")
     parser.add_argument("--vision-pretraining", default="landmarks", choices=["landmarks", "blendshapes"])
@@ -95,7 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.identities, args.vision_pretrain_steps = 160, 12, 20
-        args.max_steps, args.test_limit, args.seeds, args.n_boot = 8, 6, 2, 200
+        args.max_steps, args.test_limit, args.n_boot = 8, 6, 200
+    if args.seeds is None:
+        args.seeds = 2 if args.quick else 3
     if "coefficients" not in args.arms:
         raise SystemExit("--arms must include coefficients: every arm is compared with it")
     return args
