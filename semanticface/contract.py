@@ -495,7 +495,7 @@ def _loads(candidate: str) -> tuple[list[tuple[object, object]] | None, list[str
     Each attempt parses plainly first (C speed); only an object that holds channel keys is parsed again keeping
     duplicate keys (a Python call per object), so a large object of something else costs little.
     """
-    attempts = [(candidate, [])]
+    attempts: list[tuple[str, list[str]]] = [(candidate, [])]
     repaired = re.sub(r",\s*([}\]])", r"\1", candidate)
     if repaired != candidate:
         attempts.append((repaired, ["coefficient block has a trailing comma"]))
@@ -552,7 +552,8 @@ def _cut_or_unfaithful(text: str, end: int) -> str | None:
     if char in "}]\"'":
         return None
     if char.isspace():
-        after = _SPACE_RUN.match(text, end).end()
+        space = _SPACE_RUN.match(text, end)  # \s* always matches
+        after = space.end() if space else end
         if after < len(text) and text[after] in _ARITHMETIC:
             return f"followed by {text[after]!r} (an expression, not a number)"
         return None

@@ -70,3 +70,12 @@ class ImageReadError(DatasetError):
 
 class UntrustedTemplateError(ConfigError):
     """A model folder or Hub repo ships its own prompt templates, and ``trust_remote_code`` was not given."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional dependency is not installed; the message names the ``pip install`` that adds it."""
+
+    def __init__(self, module: str, extra: str, purpose: str) -> None:
+        super().__init__(f"{purpose} needs {module}: pip install 'semanticface[{extra}]'")
+        self.module = module
+        self.extra = extra

@@ -53,7 +53,7 @@ def read_image(
         # Pillow warns (and above 2x raises) on huge headers; our own check below decides, naming the file.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as error:
             raise ImageReadError(f"refused as a decompression bomb ({error})", where) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:

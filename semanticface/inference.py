@@ -14,10 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, OutputParseError, UntrustedTemplateError
+
+if TYPE_CHECKING:
+    from semanticface.contract import TargetConfig
 
 CONFIG_FILENAME = "semanticface_config.json"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -174,7 +177,7 @@ class SemanticFacePredictor:
         model: Any,
         processor: Any,
         *,
-        target_config: Any = None,
+        target_config: TargetConfig | None = None,
         decoding: str = "generate",
         saved_config: dict[str, Any] | None = None,
     ) -> None:
@@ -197,7 +200,7 @@ class SemanticFacePredictor:
         dtype: Any = "auto",
         device: str | None = None,
         decoding: str = "generate",
-        target_config: Any = None,
+        target_config: TargetConfig | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
         quantization: str | None = None,
@@ -447,7 +450,7 @@ def adapter_base_model(source: str, *, revision: str | None) -> str:
     return str(base)
 
 
-def _prompt_messages(target_config: Any) -> list[dict[str, Any]]:
+def _prompt_messages(target_config: TargetConfig) -> list[dict[str, Any]]:
     # The single source of the training prompt: inference and training prompts cannot drift apart.
     from semanticface.training.formatting import build_prompt_messages
 

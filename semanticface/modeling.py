@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semanticface.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
 
 QUANTIZATION_MODES = (None, "8bit", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -38,7 +41,7 @@ _QWEN_VL_PROCESSORS = {
 }
 
 
-def _stock_processor_class(model_type: str) -> type:
+def _stock_processor_class(model_type: str) -> type[ProcessorMixin]:
     import transformers
 
     if model_type not in _QWEN_VL_PROCESSORS:
@@ -46,14 +49,14 @@ def _stock_processor_class(model_type: str) -> type:
     return getattr(transformers, _QWEN_VL_PROCESSORS[model_type])
 
 
-def image_only_processor_class(model_type: str) -> type:
+def image_only_processor_class(model_type: str) -> type[ProcessorMixin]:
     """The Qwen-VL processor class for ``model_type`` with the video processor removed from its signature.
 
     ProcessorMixin reads its sub-processors from ``__init__``'s signature, so dropping ``video_processor`` there is
     enough. The class carries the *stock* name: ``save_pretrained`` writes ``processor_class`` from the class name,
     and a checkpoint naming an unknown class makes ``AutoProcessor`` silently return only the tokenizer.
     """
-    stock = _stock_processor_class(model_type)
+    stock: Any = _stock_processor_class(model_type)  # a transformers class picked by name
 
     def __init__(
         self: Any, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **kwargs: Any
@@ -88,14 +91,14 @@ def set_pixel_bounds(processor: Any, *, min_pixels: int | None = None, max_pixel
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
         raise ConfigError(f"min_pixels ({min_pixels}) exceeds max_pixels ({max_pixels})")
-    image_processor = getattr(processor, "image_processor", None)
-    size = getattr(image_processor, "size", None)
-    if not dataclasses.is_dataclass(size) or getattr(size, "longest_edge", None) is None:
+    image_processor: Any = getattr(processor, "image_processor", None)
+    size: Any = getattr(image_processor, "size", None)
+    if not dataclasses.is_dataclass(size) or isinstance(size, type) or getattr(size, "longest_edge", None) is None:
         raise ConfigError(
             f"{type(image_processor).__name__} has no pixel-count bound; min_pixels/max_pixels apply to "
             "Qwen-VL style image processors only"
         )
-    changes = {}
+    changes: dict[str, int] = {}
     if min_pixels is not None:
         changes["shortest_edge"] = min_pixels
     if max_pixels is not None:
@@ -121,7 +124,7 @@ def load_processor(
         model_type = _model_type(name, revision=revision, trust_remote_code=trust_remote_code)
         if _torchvision_available() or model_type not in _QWEN_VL_PROCESSORS:
             raise ConfigError(f"cannot load the processor of {name!r}: {error}") from error
-        processor = image_only_processor_class(model_type).from_pretrained(name, revision=revision)
+        processor = image_only_processor_class(model_type).from_pretrained(name, revision=revision or "main")
     if not isinstance(processor, ProcessorMixin) or getattr(processor, "image_processor", None) is None:
         raise ConfigError(
             f"{name!r} has no multimodal processor (AutoProcessor returned {type(processor).__name__}); "
@@ -269,7 +272,7 @@ def load_model_and_processor(
 
 def vision_module_names(model: Any) -> list[str]:
     """Top-level names of the vision tower and projector submodules (to freeze them or leave them out of LoRA)."""
-    names = []
+    names: list[str] = []
     for name, _ in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         if leaf in ("visual", "vision_tower", "vision_model", "multi_modal_projector", "connector") and not any(

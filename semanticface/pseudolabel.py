@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
+from semanticface.extras import require
 from semanticface.rows import coefficients_to_row
 from semanticface.schema import CHANNEL_INDEX, MEDIAPIPE_MISSING, NUM_CHANNELS, canonical_name, is_mediapipe_neutral
 
@@ -43,15 +45,11 @@ def scores_to_coefficients(scores: Mapping[str, float]) -> FaceCoefficients:
     return FaceCoefficients(values, missing)
 
 
-def _import_mediapipe():
-    try:
-        import mediapipe
-        from mediapipe.tasks.python import BaseOptions, vision
-    except ImportError:
-        raise ConfigError(
-            "MediaPipe is not installed: pip install 'semanticface[mediapipe]' (or pip install mediapipe)"
-        ) from None
-    return mediapipe, BaseOptions, vision
+def _import_mediapipe() -> tuple[ModuleType, Any, ModuleType]:
+    purpose = "MediaPipe face tracking"
+    mediapipe = require("mediapipe", purpose)
+    tasks = require("mediapipe.tasks.python", purpose)
+    return mediapipe, tasks.BaseOptions, require("mediapipe.tasks.python.vision", purpose)
 
 
 class MediaPipeLabeler:

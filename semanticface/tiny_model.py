@@ -141,13 +141,13 @@ def _model_config(
 ) -> Any:
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
-    ids = {
+    ids: dict[str, Any] = {
         "image_token_id": vocab["<|image_pad|>"],
         "video_token_id": vocab["<|video_pad|>"],
         "vision_start_token_id": vocab["<|vision_start|>"],
         "vision_end_token_id": vocab["<|vision_end|>"],
     }
-    text = {
+    text: dict[str, Any] = {
         "vocab_size": vocab_size,
         "hidden_size": hidden_size,
         "intermediate_size": 2 * hidden_size,
@@ -170,7 +170,7 @@ def _model_config(
                 "mrope_interleaved": True,
             },
         }
-        vision = {
+        vision: dict[str, Any] = {
             "depth": 2,
             "hidden_size": hidden_size // 2,
             "intermediate_size": hidden_size,

@@ -429,10 +429,10 @@ def _folder_frames(folder: Path, start: float, fps: float, timecode_rate: int):
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     parsed = []
     for path in files:
-        kind = frame_time(path.name, timecode_rate=timecode_rate)
-        if kind is None:
+        frame = frame_time(path.name, timecode_rate=timecode_rate)
+        if frame is None:
             raise DatasetError(f"{path}: frame name has no frame number or timecode")
-        parsed.append((path, kind))
+        parsed.append((path, frame))
     kinds = {k for _, (k, _) in parsed}
     if len(kinds) > 1:
         raise DatasetError(f"{folder}: frames mix numbered and timecode names")

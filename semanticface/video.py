@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from PIL import Image
 
 from semanticface.errors import ConfigError, DatasetError
+from semanticface.extras import require
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -39,15 +41,8 @@ class VideoFrame:
     image: Image.Image
 
 
-def _import_av() -> Any:
-    try:
-        import av
-    except ImportError:
-        raise ConfigError(
-            "reading videos needs PyAV: pip install 'semanticface[video]' (or pip install av), "
-            "or extract the frames to a folder and pass the folder"
-        ) from None
-    return av
+def _import_av() -> ModuleType:
+    return require("av", "reading videos (or extract the frames to a folder and pass the folder)")
 
 
 def _open(path: Path) -> tuple[Any, Any]:

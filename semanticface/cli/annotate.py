@@ -7,6 +7,7 @@ import ipaddress
 import sys
 
 from semanticface.errors import ConfigError
+from semanticface.extras import require
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("flask", "the annotation app")
     from semanticface.preferences.app import _host_name, make_annotation_server
     from semanticface.preferences.manifest import CandidateSet
     from semanticface.preferences.storage import RankingStore

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from semanticface.cli.options import add_decoding_arguments
 
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             except OSError as error:
                 raise DatasetError(f"{path}: cannot read image ({error})") from None
         ids = [_safe_id(p.stem, i) for i, p in enumerate(paths)]
-        metadata = [{"source": p.name} for p in paths]
+        metadata: list[dict[str, Any]] = [{"source": p.name} for p in paths]
     else:
         from semanticface.preferences.rounds import _images, load_rows
 

@@ -338,7 +338,7 @@ def _predict_batch(batch, preparer, predictor, options, smoother, calibration, w
             report.outputs += 1
             if not prediction.parse_ok:
                 report.unparsed.append(item.source)
-            elif np.isnan(raw.blendshapes).any():
+            elif raw is not None and np.isnan(raw.blendshapes).any():
                 report.incomplete.append(item.source)
                 raw = None
         final = raw

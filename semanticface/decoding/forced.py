@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import (
@@ -92,7 +92,7 @@ class SlotMaskLogitsProcessor(LogitsProcessor):
             blocked[rows] = ~keep
         for rule, rows in _group(self.banned).items():
             blocked[torch.tensor(rows, device=scores.device)[:, None], rule[None, :]] = True
-        return scores.masked_fill(blocked, float("-inf"))
+        return cast(torch.FloatTensor, scores.masked_fill(blocked, float("-inf")))
 
 
 def _group(rules: dict[int, torch.Tensor]) -> dict[torch.Tensor, list[int]]:
@@ -288,7 +288,7 @@ def _run_slot(
                 masks.banned[position] = index.union(slots[row].banned(first[row]), beyond)
             first[row] = False
         scores = batch.last_logits[torch.tensor(active, device=batch.device)]
-        scores = processors(None, scores)
+        scores = processors(None, scores)  # type: ignore[arg-type]  # warpers and masks here read scores only
         if do_sample:
             probs = torch.softmax(scores, dim=-1)
             chosen = torch.multinomial(probs, 1, generator=generator).squeeze(-1).tolist()

@@ -42,7 +42,9 @@ class NumberSlot:
 
     def choose(self, probs: dict[int, float]) -> int:
         """The next token of the slot's quantile, given the probabilities of the allowed tokens."""
-        token, self.quantile = self.grammar.quantile_step(self.node, probs, float(self.quantile))
+        if self.quantile is None:
+            raise RuntimeError("choose() is for quantile decoding: this slot was built without a quantile")
+        token, self.quantile = self.grammar.quantile_step(self.node, probs, self.quantile)
         return token
 
     def advance(self, token: int) -> list[int]:

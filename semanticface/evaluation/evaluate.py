@@ -104,7 +104,7 @@ def render_distance(
     """Mean absolute pixel difference (0-1 scale) between renders of prediction and truth, over the first
     ``limit`` samples with a parsed prediction. Sensitive to what the face looks like, not to channel bookkeeping:
     two channels that move the same vertices can trade error without a visible change."""
-    distances = []
+    distances: list[float] = []
     for prediction, truth in zip(predictions, truths):
         if prediction is None:
             continue
@@ -245,6 +245,7 @@ def save_all_per_image_errors(path: Path, results: Sequence[SystemResult], ids: 
     keep = scored_rows(results)
     kept_ids = [i for i, k in zip(ids, keep) if k]
     for index, result in enumerate(results):
-        errors = per_image_errors(result, ids, keep).channel_errors
+        per_image = per_image_errors(result, ids, keep)
+        errors = per_image.channel_errors if per_image.channel_errors is not None else per_image.errors
         save_per_image_errors(path, kept_ids, errors, system=result.name, channels=BLENDSHAPES, append=index > 0)
     return path

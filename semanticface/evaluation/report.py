@@ -13,6 +13,7 @@ import numpy as np
 from semanticface.coefficients import FaceCoefficients
 from semanticface.evaluation.metrics import coefficient_matrix, json_float
 from semanticface.evaluation.results import SystemResult
+from semanticface.extras import require
 from semanticface.schema import BLENDSHAPES
 
 # Figures shown in the summary table, in order: (key in SystemResult.to_dict(), column title).
@@ -56,8 +57,7 @@ def write_report(
     bootstrap intervals of ``results[0]`` against each other system (:func:`scoring.compare_with_baselines`).
     Every system's warnings are listed at the top of ``summary.md`` and under ``warnings`` in ``metrics.json``.
     """
-    import matplotlib
-
+    matplotlib = require("matplotlib", "the evaluation report's plots")
     matplotlib.use("Agg")  # files only: never needs a display
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,7 @@ def _channel_table(results: Sequence[SystemResult]) -> list[str]:
 
 
 def _plot_channel_mae(results: Sequence[SystemResult], path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "the evaluation report's plots")
 
     fig, ax = plt.subplots(figsize=(9, 13))
     y = np.arange(len(BLENDSHAPES))
@@ -228,7 +228,7 @@ def _plot_channel_mae(results: Sequence[SystemResult], path: Path) -> Path:
 
 
 def _plot_region_mae(results: Sequence[SystemResult], path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "the evaluation report's plots")
 
     regions = list(results[0].metrics.regions) + ["upper", "lower"]
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -253,7 +253,7 @@ def _plot_region_mae(results: Sequence[SystemResult], path: Path) -> Path:
 
 
 def _plot_scatter(results: Sequence[SystemResult], truths: Sequence[FaceCoefficients], path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "the evaluation report's plots")
 
     truth = coefficient_matrix(truths)[:, : len(BLENDSHAPES)]
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 4), squeeze=False)
@@ -281,7 +281,7 @@ def _plot_renders(
     path: Path,
     count: int,
 ) -> Path:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "the evaluation report's plots")
 
     indices = list(range(min(count, len(truths))))
     columns = (["input"] if images is not None else []) + ["truth"] + [r.name for r in results]

@@ -285,15 +285,15 @@ def _read_records(file: Path) -> list[dict[str, Any]]:
     header = next(reader, None)
     if header is None or header[:3] != ["row", "system", "mae"]:
         raise DatasetError(f"{file}: the header must start with row,system,mae (got {header})")
-    names = header[3:]
-    for number, line in enumerate(reader, start=2):
-        if not line:
+    channels = header[3:]
+    for number, fields in enumerate(reader, start=2):
+        if not fields:
             continue
         where = f"{file}, line {number}"
-        if len(line) != len(header):
-            raise DatasetError(f"{where}: {len(line)} fields, the header has {len(header)}")
-        cells = dict(zip(names, line[3:])) if names else None
-        records.append(_record(line[0], line[1], line[2], cells, where))
+        if len(fields) != len(header):
+            raise DatasetError(f"{where}: {len(fields)} fields, the header has {len(header)}")
+        cells = dict(zip(channels, fields[3:])) if channels else None
+        records.append(_record(fields[0], fields[1], fields[2], cells, where))
     return records
 
 

@@ -16,9 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semanticface.errors import ConfigError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
 
 logger = logging.getLogger(__name__)
 CONFIG_FILENAME = "semanticface_config.json"
@@ -132,14 +136,14 @@ def save_policy(trainer: Any, processor: Any, out_dir: Path, source: str, metric
 
 def train_dpo(
     model_path: str,
-    train_dataset: Any,
-    args: Any,
+    train_dataset: Dataset,
+    args: DPOConfig,
     *,
     use_peft: bool = True,
     rpo_alpha: float | None = None,
     **load_kwargs: Any,
-) -> tuple[Any, Any]:
-    """Train one round; returns ``(trainer, processor)``. ``args`` is a :class:`trl.DPOConfig`."""
+) -> tuple[DPOTrainer, Any]:
+    """Train one round; returns ``(trainer, processor)``."""
     from trl import DPOTrainer
 
     if getattr(args, "precompute_ref_log_probs", False):

@@ -45,9 +45,10 @@ class ExportConfig:
 
 def structured_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Messages with every content as a list of ``{"type", "text"}`` parts, so that Arrow stores one schema."""
-    out = []
+    out: list[dict[str, Any]] = []
     for message in messages:
         content = message["content"]
+        parts: list[dict[str, Any]]
         if isinstance(content, str):
             parts = [{"type": "text", "text": content}]
         else:
@@ -64,7 +65,7 @@ def ranking_pairs(ranking: Ranking, mode: str = "all", min_margin: int = 1) -> l
     """``(chosen_id, rejected_id, margin)`` for one ranking."""
     groups = ranking.groups
     better_groups = range(len(groups)) if mode == "all" else range(min(1, len(groups)))
-    pairs = []
+    pairs: list[tuple[str, str, int]] = []
     for i in better_groups:
         for j in range(i + 1, len(groups)):
             if j - i < min_margin:

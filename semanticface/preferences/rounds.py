@@ -20,9 +20,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semanticface.errors import ConfigError, DatasetError
+
+if TYPE_CHECKING:
+    from trl import DPOConfig, ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +270,7 @@ def prepare_round(
     return load_from_disk(str(saved)), counts
 
 
-def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: Any) -> dict[str, Any]:
+def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> dict[str, Any]:
     """Run (or resume) every round; returns the report also written to ``output_dir/rounds.json``."""
     from accelerate import PartialState
     from datasets import load_from_disk
@@ -275,6 +278,8 @@ def run_rounds(script_args: DPOScriptArguments, training_args: Any, model_args: 
     from semanticface.preferences.dpo_training import save_policy, train_dpo
 
     state = PartialState()
+    if training_args.output_dir is None:
+        raise ConfigError("output_dir is required: the rounds, their datasets and rounds.json are written there")
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     report_path = output_dir / "rounds.json"

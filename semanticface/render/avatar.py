@@ -464,8 +464,8 @@ class _Painter:
         width = i.mouth_width * (1 - 0.28 * funnel - 0.42 * pucker - 0.08 * jaw_open)
         x = width * t + 0.16 * (v("mouthLeft") - v("mouthRight")) * prof**0.3
         base = np.full_like(t, MOUTH_Y) + 0.05 * v("mouthShrugUpper") + 0.03 * v("mouthShrugLower") * prof
-        up_th = i.upper_lip * (1 - 0.75 * v("mouthRollUpper")) * (1 + 0.5 * funnel + 0.45 * pucker)
-        lo_th = i.lower_lip * (1 - 0.75 * v("mouthRollLower")) * (1 + 0.45 * funnel + 0.4 * pucker)
+        up_th: float | np.ndarray = i.upper_lip * (1 - 0.75 * v("mouthRollUpper")) * (1 + 0.5 * funnel + 0.45 * pucker)
+        lo_th: float | np.ndarray = i.lower_lip * (1 - 0.75 * v("mouthRollLower")) * (1 + 0.45 * funnel + 0.4 * pucker)
         upper_in = base.copy()
         lower_in = base.copy()
         # jaw opening drops the lower lip; mouthClose seals the lips against it
@@ -537,8 +537,8 @@ class _Painter:
             cx = float(np.mean(lower_x))
             s = np.linspace(np.pi, 2 * np.pi, 13)
             base_y = float(lower_in.min()) + 0.03
-            tip = np.stack([cx + tw * np.cos(s), tip_y + tw * 0.9 * (1 + np.sin(s))], 1)
-            tongue_pts = np.vstack([[[cx - tw, base_y]], tip, [[cx + tw, base_y]]])
+            tongue_tip = np.stack([cx + tw * np.cos(s), tip_y + tw * 0.9 * (1 + np.sin(s))], 1)
+            tongue_pts = np.vstack([[[cx - tw, base_y]], tongue_tip, [[cx + tw, base_y]]])
             self.poly(tongue_pts, _TONGUE, z=0.08)
             self.line([[cx, tip_y + 0.2 * tongue], [cx, tip_y + 0.06]], _mix(_TONGUE, (90, 20, 30), 0.4), 1.0, z=0.09)
         # marks: dimples, chin boss (mouthShrugLower), corner lines when pressed

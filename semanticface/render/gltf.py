@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from semanticface.errors import ConfigError, DatasetError
+from semanticface.errors import DatasetError
+from semanticface.extras import require
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A
@@ -59,10 +60,7 @@ class MorphMesh:
 
 def read_gltf(path: str | Path) -> MorphMesh:
     """Read every mesh of a ``.glb`` or ``.gltf`` scene (buffers embedded, base64, or beside the file)."""
-    try:
-        from pygltflib import GLTF2
-    except ImportError:
-        raise ConfigError("reading glTF/GLB rigs needs pygltflib: pip install 'semanticface[gltf]'") from None
+    GLTF2 = require("pygltflib", "reading glTF/GLB rigs").GLTF2
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -224,12 +222,7 @@ class _Reader:
         return self._views[index], stride
 
     def _meshopt(self, index: int, ext: dict[str, Any]) -> bytes:
-        try:
-            import meshoptimizer
-        except ImportError:
-            raise ConfigError(
-                f"{self.path} is meshopt-compressed; decoding it needs meshoptimizer: pip install 'semanticface[gltf]'"
-            ) from None
+        meshoptimizer = require("meshoptimizer", f"{self.path} is meshopt-compressed; decoding it")
 
         try:
             data = self.buffer(int(ext["buffer"]))
@@ -262,7 +255,7 @@ class _Reader:
         return decoded.tobytes()
 
     def _filter(self, decoded: np.ndarray, count: int, stride: int, name: str, index: int) -> np.ndarray:
-        import meshoptimizer
+        meshoptimizer = require("meshoptimizer", f"{self.path} is meshopt-compressed; decoding it")
 
         if name == "NONE":
             return decoded

@@ -349,7 +349,7 @@ class MeshLook:
         rng = np.random.default_rng(zlib.crc32(f"mesh-look-{seed}".encode()))
         skin = np.array(SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]) * rng.uniform(0.95, 1.05, 3)
         eyes = EYE_COLOURS[int(rng.integers(len(EYE_COLOURS)))]
-        return cls(tuple(np.clip(skin, 0, 1).tolist()), eyes, float(rng.uniform(-25, 25)))  # type: ignore[arg-type]
+        return cls(tuple(np.clip(skin, 0, 1).tolist()), eyes, float(rng.uniform(-25, 25)))
 
 
 @dataclass

@@ -11,13 +11,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from semanticface.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-ArgsT = TypeVar("ArgsT")
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+ArgsT = TypeVar("ArgsT", bound="TrainingArguments")
 
 
 def launched_world_size() -> int:

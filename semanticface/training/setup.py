@@ -6,9 +6,12 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semanticface.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trl import ModelConfig, SFTConfig
 from semanticface.modeling import load_model_and_processor, vision_module_names
 from semanticface.training.config import TINY_MODEL_PREFIX, DistillScriptArguments
 from semanticface.training.model_card import save_model_card, write_semanticface_config
@@ -33,7 +36,7 @@ def resolve_model_path(name_or_path: str, output_dir: str, *, seed: int = 0) -> 
     return str(target)
 
 
-def quantization_mode(model_args: Any) -> str | None:
+def quantization_mode(model_args: ModelConfig) -> str | None:
     if getattr(model_args, "load_in_4bit", False) and getattr(model_args, "load_in_8bit", False):
         raise ConfigError("choose one of load_in_4bit and load_in_8bit")
     if getattr(model_args, "load_in_4bit", False):
@@ -60,9 +63,14 @@ def vision_exclude_pattern(model: Any) -> str | None:
 
 
 def prepare_model(
-    model_name_or_path: str, model_args: Any, script_args: DistillScriptArguments, *, trust_remote_code: bool = False
+    model_name_or_path: str,
+    model_args: ModelConfig,
+    script_args: DistillScriptArguments,
+    *,
+    trust_remote_code: bool = False,
 ) -> tuple[Any, Any, Any]:
     """Load ``(model, processor, peft_config)``: quantized if asked, vision tower frozen, LoRA kept off it."""
+    from peft import LoraConfig
     from trl import get_peft_config
 
     quantization = quantization_mode(model_args)
@@ -84,6 +92,8 @@ def prepare_model(
         for name in vision_module_names(model):
             model.get_submodule(name).requires_grad_(False)
         if peft_config is not None:
+            if not isinstance(peft_config, LoraConfig):
+                raise ConfigError(f"freeze_vision_tower needs a LoRA config, got {type(peft_config).__name__}")
             peft_config.exclude_modules = vision_exclude_pattern(model)
     return model, processor, peft_config
 
@@ -129,8 +139,8 @@ def write_metadata(
     *,
     base_model: str,
     script_args: DistillScriptArguments,
-    training_args: Any,
-    model_args: Any,
+    training_args: SFTConfig,
+    model_args: ModelConfig,
     metrics: dict[str, float],
 ) -> list[Path]:
     """Write ``semanticface_config.json`` (what the predictor needs) and the model card ``README.md``."""
