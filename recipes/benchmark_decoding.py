@@ -36,8 +36,9 @@ from semanticface.decoding import forced_generate
 from semanticface.errors import OutputParseError
 from semanticface.evaluation.metrics import coefficient_metrics
 from semanticface.inference import read_semanticface_config, target_config_from
-from semanticface.modeling import build_tiny_model, load_model_and_processor
+from semanticface.modeling import load_model_and_processor
 from semanticface.rows import dataset_coefficients
+from semanticface.tiny_model import build_tiny_model
 from semanticface.training.formatting import build_prompt_messages
 
 

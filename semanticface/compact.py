@@ -23,7 +23,7 @@ from semanticface.errors import OutputParseError
 
 if TYPE_CHECKING:
     from semanticface.coefficients import FaceCoefficients
-    from semanticface.contract import ParsedOutput, TargetConfig
+    from semanticface.contract import TargetConfig
 
 BLOCK_STYLES = ("json", "compact")
 OPEN, SEPARATOR, CLOSE = "[", ",", "]"
@@ -67,23 +67,17 @@ def _item_value(item: str, channel: str, decimals: int, issues: list[str]) -> fl
     return None
 
 
-def parse_compact_output(text: str, config: TargetConfig) -> ParsedOutput:
-    """Read a model output whose coefficient block is compact (see the module docstring).
+def read_compact_block(
+    text: str, channels: tuple[str, ...], decimals: int
+) -> tuple[list[tuple[str, float]], int, list[str]]:
+    """Read the compact block of a model output (see the module docstring): ``(channel, value)`` pairs of the
+    channels it gives, where the block starts (the description is the text before it), and the issues met.
 
-    Takes the last ``[...]`` holding a digit (a block cut before its ``]`` is read up to the cut). Raises only
-    :class:`OutputParseError`, when no channel value is recoverable.
+    Takes the last ``[...]`` holding a digit (a block cut before its ``]`` is read up to the cut). Raises
+    :class:`OutputParseError` when no channel value is recoverable. :func:`semanticface.contract.parse_target`
+    turns the pairs into coefficients the way the JSON block's are (out-of-range values clamped, absent channels
+    marked missing).
     """
-    try:
-        return _parse(text, config)
-    except OutputParseError:
-        raise
-    except Exception as error:  # the contract: nothing but OutputParseError escapes, whatever the input
-        raise OutputParseError(f"unreadable output ({type(error).__name__}: {error})") from error
-
-
-def _parse(text: str, config: TargetConfig) -> ParsedOutput:
-    from semanticface.contract import ParsedOutput, _coefficients, _description
-
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if not isinstance(text, str):
@@ -97,7 +91,6 @@ def _parse(text: str, config: TargetConfig) -> ParsedOutput:
         issues.append("compact coefficient block is not closed by ']' (truncated?); read the values it has")
     elif text[block.end() :].strip().strip("`").strip():
         issues.append("text after the coefficient block ignored")
-    channels = config.channels()
     items = block.group(1).split(SEPARATOR)
     if len(items) == len(channels) + 1 and not items[-1].strip():
         issues.append("coefficient block has a trailing comma")
@@ -113,14 +106,13 @@ def _parse(text: str, config: TargetConfig) -> ParsedOutput:
         items = [*items[:-1], ""]
     if len(items) > len(channels):
         issues.append(f"coefficient block has {len(items)} values for {len(channels)} channels; extra ignored")
-    pairs: list[tuple[object, object]] = []
+    pairs: list[tuple[str, float]] = []
     for channel, item in zip(channels, items):
         if not item.strip():
             continue  # an empty item: the channel is missing (reported with the others below)
-        value = _item_value(item, channel, config.decimals, issues)
+        value = _item_value(item, channel, decimals, issues)
         if value is not None:
             pairs.append((channel, value))
     if not pairs:
         raise OutputParseError("the compact coefficient block holds no readable channel value", issues)
-    coefficients = _coefficients(pairs, channels, issues)
-    return ParsedOutput(coefficients, _description(text[: block.start()]), issues)
+    return pairs, block.start(), issues

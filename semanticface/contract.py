@@ -43,7 +43,7 @@ from typing import Union
 import numpy as np
 
 from semanticface.coefficients import FaceCoefficients, channel_range
-from semanticface.compact import BLOCK_STYLES, CLOSE, OPEN, SEPARATOR, compact_block
+from semanticface.compact import BLOCK_STYLES, CLOSE, OPEN, SEPARATOR, compact_block, read_compact_block
 from semanticface.errors import ConfigError, OutputParseError, UnknownChannelError, UnobservableFaceError
 from semanticface.prompts import render
 from semanticface.schema import (
@@ -808,9 +808,18 @@ def parse_semanticface_release(text: str) -> ParsedOutput:
 
 def parse_target(text: str, config: TargetConfig) -> ParsedOutput:
     """Read the output of a model trained on ``config``'s targets: :func:`parse_output` for the JSON block (the
-    config's channels expected), :func:`semanticface.compact.parse_compact_output` for the compact one."""
-    if config.block_style == "compact":
-        from semanticface.compact import parse_compact_output
-
-        return parse_compact_output(text, config)
-    return parse_output(text, expected_channels=config.channels())
+    config's channels expected), :func:`semanticface.compact.read_compact_block` for the compact one. Raises only
+    :class:`OutputParseError`, when no channel value is recoverable."""
+    if config.block_style != "compact":
+        return parse_output(text, expected_channels=config.channels())
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        channels = config.channels()
+        pairs, start, issues = read_compact_block(text, channels, config.decimals)
+        coefficients = _coefficients([(c, v) for c, v in pairs], channels, issues)
+        return ParsedOutput(coefficients, _description(text[:start]), issues)
+    except OutputParseError:
+        raise
+    except Exception as error:  # the contract: nothing but OutputParseError escapes, whatever the input
+        raise OutputParseError(f"unreadable output ({type(error).__name__}: {error})") from error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from semanticface.errors import MissingExtraError
 
@@ -33,3 +34,11 @@ def require(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtraError(top, EXTRAS[top], purpose) from None
+
+
+def mediapipe_tasks() -> tuple[ModuleType, Any, ModuleType]:
+    """``(mediapipe, BaseOptions, mediapipe.tasks.python.vision)``: what the face landmarker needs."""
+    purpose = "MediaPipe face tracking"
+    mediapipe = require("mediapipe", purpose)
+    tasks = require("mediapipe.tasks.python", purpose)
+    return mediapipe, tasks.BaseOptions, require("mediapipe.tasks.python.vision", purpose)

@@ -112,14 +112,14 @@ class FaceCropper:
         video: bool = False,
         margin: float = DEFAULT_MARGIN,
     ) -> None:
-        from semanticface.pseudolabel import _import_mediapipe
+        from semanticface.extras import mediapipe_tasks
 
         if margin < 0:
             raise ConfigError(f"crop margin must be >= 0, got {margin}")
         self.model_path = resolve_face_model(model_path)
         self.margin = margin
         self.video = video
-        self._mp, base_options, vision = _import_mediapipe()
+        self._mp, base_options, vision = mediapipe_tasks()
         options = vision.FaceLandmarkerOptions(
             base_options=base_options(model_asset_path=str(self.model_path)),
             output_face_blendshapes=True,

@@ -288,10 +288,3 @@ def read_processor_class(checkpoint_dir: str | Path) -> str | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get("processor_class")
-
-
-def build_tiny_model(out_dir: str | Path, architecture: str = "qwen2_5_vl", seed: int = 0, **options: Any) -> Path:
-    """Build a tiny randomly initialised VLM checkpoint; see :func:`semanticface.tiny_model.build_tiny_model`."""
-    from semanticface.tiny_model import build_tiny_model as build
-
-    return build(out_dir, architecture=architecture, seed=seed, **options)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
-from semanticface.extras import require
+from semanticface.extras import mediapipe_tasks
 from semanticface.rows import coefficients_to_row
 from semanticface.schema import CHANNEL_INDEX, MEDIAPIPE_MISSING, NUM_CHANNELS, canonical_name, is_mediapipe_neutral
 
@@ -45,13 +44,6 @@ def scores_to_coefficients(scores: Mapping[str, float]) -> FaceCoefficients:
     return FaceCoefficients(values, missing)
 
 
-def _import_mediapipe() -> tuple[ModuleType, Any, ModuleType]:
-    purpose = "MediaPipe face tracking"
-    mediapipe = require("mediapipe", purpose)
-    tasks = require("mediapipe.tasks.python", purpose)
-    return mediapipe, tasks.BaseOptions, require("mediapipe.tasks.python.vision", purpose)
-
-
 class MediaPipeLabeler:
     """Wraps a MediaPipe Face Landmarker. Use as a context manager, or call :meth:`close` explicitly."""
 
@@ -59,7 +51,7 @@ class MediaPipeLabeler:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ConfigError(f"MediaPipe model file not found: {self.model_path} (face_landmarker.task)")
-        self._mp, base_options, vision = _import_mediapipe()
+        self._mp, base_options, vision = mediapipe_tasks()
         options = vision.FaceLandmarkerOptions(
             base_options=base_options(model_asset_path=str(self.model_path)),
             output_face_blendshapes=True,

@@ -293,3 +293,35 @@ FACS_TO_ARKIT: Mapping[str, tuple[str, ...]] = MappingProxyType(
         for au in dict.fromkeys(a for v in ARKIT_TO_FACS.values() for a in v)
     }
 )
+
+
+def map_target_names(names: tuple[str, ...] | list[str]) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
+    """Map rig target names (any dialect, incl. ICT's split ``browInnerUp_L``) to canonical channels.
+
+    Returns ``(channel -> target indices, unused target names)``.
+    """
+    mapping: dict[str, list[int]] = {}
+    unused: list[str] = []
+    for i, raw in enumerate(names):
+        channel = _channel_of_target(str(raw))
+        if channel is None:
+            unused.append(str(raw))
+        else:
+            mapping.setdefault(channel, []).append(i)
+    return {k: tuple(v) for k, v in mapping.items()}, tuple(unused)
+
+
+def _channel_of_target(name: str) -> str | None:
+    candidates = [name]
+    # Split halves of midline channels (ICT's browInnerUp_L) drive their whole channel.
+    for suffix in ("_L", "_R", "Left", "Right", ".L", ".R"):
+        if name.endswith(suffix):
+            candidates.append(name[: -len(suffix)])
+    for candidate in candidates:
+        try:
+            channel = canonical_name(candidate)
+        except UnknownChannelError:
+            continue
+        if channel in BLENDSHAPES:
+            return channel
+    return None

@@ -203,7 +203,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     import datasets
 
     from semanticface.inference import SemanticFacePredictor
-    from semanticface.modeling import build_tiny_model
+    from semanticface.tiny_model import build_tiny_model
     from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_vision_tower
 
     out.mkdir(parents=True, exist_ok=True)

@@ -249,7 +249,7 @@ def filler_templates(tokenizer: Any, tokens: int, out: Path) -> Path:
 
 def pretrain(args: argparse.Namespace, seed: int, domain: str, base_rows: Any, out: Path) -> dict[str, Any]:
     """A tiny model whose vision tower learnt the training domain's faces (training identities only)."""
-    from semanticface.modeling import build_tiny_model
+    from semanticface.tiny_model import build_tiny_model
     from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_vision_tower
 
     build_tiny_model(out, architecture=args.architecture, seed=seed, processor_dir=args.processor_dir)

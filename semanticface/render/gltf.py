@@ -32,6 +32,7 @@ import numpy as np
 
 from semanticface.errors import DatasetError
 from semanticface.extras import require
+from semanticface.schema import map_target_names
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A
@@ -345,8 +346,6 @@ class _Reader:
         return placed
 
     def read(self) -> MorphMesh:
-        from semanticface.render.mesh import map_target_names
-
         gltf = self.gltf
         if not gltf.meshes:
             raise DatasetError(f"{self.path}: the glTF file has no mesh")

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.errors import DatasetError, UnknownChannelError
+from semanticface.errors import DatasetError
 from semanticface.render.camera import (
     FACE_DISTANCE_PER_HEIGHT,
     Camera,
@@ -44,7 +44,7 @@ from semanticface.render.camera import (
 )
 from semanticface.render.gltf import read_gltf
 from semanticface.render.raster import rasterize, vertex_normals
-from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, canonical_name
+from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, canonical_name, map_target_names
 
 # Overlay materials of ICT-FaceKit that are meant to be alpha-blended; drawn opaque they hide the eyes.
 HIDDEN_MATERIALS = frozenset({"M_EyeOcclusion", "M_LacrimalFluid", "M_EyeBlend"})
@@ -158,38 +158,6 @@ def _side_vertices(rig: MeshRig, side: str) -> np.ndarray:
     if not chosen:
         return np.zeros(0, dtype=np.int64)
     return np.unique(rig.triangles[np.isin(rig.triangle_material, chosen)])
-
-
-def map_target_names(names: tuple[str, ...] | list[str]) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
-    """Map rig target names (any dialect, incl. ICT's split ``browInnerUp_L``) to canonical channels.
-
-    Returns ``(channel -> target indices, unused target names)``.
-    """
-    mapping: dict[str, list[int]] = {}
-    unused: list[str] = []
-    for i, raw in enumerate(names):
-        channel = _channel_of_target(str(raw))
-        if channel is None:
-            unused.append(str(raw))
-        else:
-            mapping.setdefault(channel, []).append(i)
-    return {k: tuple(v) for k, v in mapping.items()}, tuple(unused)
-
-
-def _channel_of_target(name: str) -> str | None:
-    candidates = [name]
-    # Split halves of midline channels (ICT's browInnerUp_L) drive their whole channel.
-    for suffix in ("_L", "_R", "Left", "Right", ".L", ".R"):
-        if name.endswith(suffix):
-            candidates.append(name[: -len(suffix)])
-    for candidate in candidates:
-        try:
-            channel = canonical_name(candidate)
-        except UnknownChannelError:
-            continue
-        if channel in BLENDSHAPES:
-            return channel
-    return None
 
 
 def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
