@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from semanticface.checkpoint import read_target_config
 from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import TargetConfig, parse_output, render_target, target_skeleton
 from semanticface.decoding import forced_generate
 from semanticface.errors import OutputParseError
 from semanticface.evaluation.metrics import coefficient_metrics
-from semanticface.inference import read_semanticface_config, target_config_from
 from semanticface.modeling import load_model_and_processor
 from semanticface.rows import dataset_coefficients
 from semanticface.tiny_model import build_tiny_model
@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model_dir = Path(args.model)
     model, processor = load_model_and_processor(model_dir)
     model.eval()
-    saved = read_semanticface_config(str(model_dir))
-    config: TargetConfig = target_config_from(saved)
+    config: TargetConfig = read_target_config(str(model_dir))
     if args.target_format:
         config = replace(config, target_format=args.target_format)
     skeleton = target_skeleton(config)

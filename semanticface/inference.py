@@ -2,28 +2,26 @@
 
 ``SemanticFacePredictor.from_pretrained`` accepts a Hub repo id or a local directory holding either a LoRA
 adapter (``adapter_config.json``: the base model is resolved from it and the adapter applied with peft) or a
-merged/full model. The target format the model was trained to emit is read from the ``semanticface_config.json``
-training writes beside the weights, so outputs are parsed the way they were rendered.
+merged/full model. The target format the model was trained to emit is read from the checkpoint config
+(:mod:`semanticface.checkpoint`) training writes beside the weights, so outputs are parsed the way they were
+rendered.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from semanticface.checkpoint import ADAPTER_CONFIG, CheckpointConfig, is_adapter
 from semanticface.coefficients import FaceCoefficients
-from semanticface.errors import ConfigError, OutputParseError, UntrustedTemplateError
+from semanticface.errors import ConfigError, OutputParseError
 
 if TYPE_CHECKING:
     from semanticface.contract import TargetConfig
 
-CONFIG_FILENAME = "semanticface_config.json"
-ADAPTER_CONFIG = "adapter_config.json"
 DECODING_MODES = ("generate", "forced")
 
 
@@ -88,76 +86,6 @@ class GenerationOptions:
             raise ConfigError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 
 
-def is_adapter(id_or_path: str | Path, *, revision: str | None = None) -> bool:
-    """Whether a local directory or Hub repo holds a peft adapter rather than a full model."""
-    path = Path(id_or_path)
-    if path.is_dir():
-        return (path / ADAPTER_CONFIG).is_file()
-    return _hub_file(str(id_or_path), ADAPTER_CONFIG, revision=revision) is not None
-
-
-def _hub_file(repo_id: str, filename: str, *, revision: str | None) -> Path | None:
-    """Download one file of a Hub repo; None if the repo has no such file (or the Hub cannot be reached)."""
-    try:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
-    except Exception:  # EntryNotFound, offline, invalid id: callers fall back to the full-model path
-        return None
-
-
-def read_semanticface_config(id_or_path: str | Path, *, revision: str | None = None) -> dict[str, Any]:
-    """The ``semanticface_config.json`` training saved with the model ({} when absent)."""
-    path = Path(id_or_path)
-    file = path / CONFIG_FILENAME if path.is_dir() else _hub_file(str(id_or_path), CONFIG_FILENAME, revision=revision)
-    if file is None or not file.is_file():
-        return {}
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{file}: not valid JSON ({error})") from error
-
-
-def target_config_from(
-    saved: dict[str, Any], *, trust_remote_code: bool = False, source: str | Path | None = None
-) -> Any:
-    """Rebuild the training ``TargetConfig`` from the saved config (defaults when none was saved).
-
-    Accepts the fields under ``"target"`` (or ``"target_config"``), or at the top level of the file.
-    A saved ``template_dir`` means the model brings its own prompt templates: they are used only with
-    ``trust_remote_code=True`` (otherwise :class:`UntrustedTemplateError`); a relative one is looked up inside the
-    local model folder ``source`` first. Templates always render sandboxed (:mod:`semanticface.prompts`).
-    """
-    from dataclasses import fields
-
-    from semanticface.contract import TargetConfig
-
-    names = {f.name for f in fields(TargetConfig)}
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{CONFIG_FILENAME}: must be a JSON object, got {type(saved).__name__}")
-    section = saved.get("target", saved.get("target_config", saved))
-    if not isinstance(section, dict):
-        raise ConfigError(f"{CONFIG_FILENAME}: the target section must be an object, got {section!r:.80}")
-    values = {k: v for k, v in section.items() if k in names}
-    template_dir = values.get("template_dir")
-    if template_dir is not None:
-        where = f"{source}: " if source is not None else ""
-        if not isinstance(template_dir, str):
-            raise ConfigError(f"{where}{CONFIG_FILENAME}: template_dir must be a string, got {template_dir!r:.80}")
-        if not trust_remote_code:
-            raise UntrustedTemplateError(
-                f"{where}{CONFIG_FILENAME} names prompt templates of its own (template_dir={template_dir!r}). "
-                "Templates that come with a model are not used unless you trust its author: pass "
-                "trust_remote_code=True (--trust-remote-code on the command line) to use them, or pass your own "
-                "target_config (TargetConfig(template_dir=...)) to use templates of your own."
-            )
-        if source is not None and Path(source).is_dir() and not Path(template_dir).is_absolute():
-            inside = Path(source) / template_dir
-            if inside.is_dir():
-                values["template_dir"] = str(inside)
-    return TargetConfig(**values)
-
-
 def load_image(image: Any) -> Any:
     """A PIL RGB image from a PIL image or a file path (upright, 8-bit, pixel-capped: :mod:`semanticface.images`)."""
     from PIL import Image
@@ -179,14 +107,14 @@ class SemanticFacePredictor:
         *,
         target_config: TargetConfig | None = None,
         decoding: str = "generate",
-        saved_config: dict[str, Any] | None = None,
+        checkpoint: CheckpointConfig | None = None,
     ) -> None:
         if decoding not in DECODING_MODES:
             raise ConfigError(f"decoding must be one of {', '.join(DECODING_MODES)}; got {decoding!r}")
         self.model = model.eval()
         self.processor = processor
-        self.saved_config = dict(saved_config or {})
-        self.target_config = target_config if target_config is not None else target_config_from(self.saved_config)
+        self.checkpoint = checkpoint or CheckpointConfig()
+        self.target_config = target_config if target_config is not None else self.checkpoint.target_config()
         self.decoding = decoding
         self.prompt_messages = _prompt_messages(self.target_config)
 
@@ -211,61 +139,32 @@ class SemanticFacePredictor:
 
         ``device`` is e.g. ``"cpu"``, ``"cuda"`` or ``"auto"`` (accelerate's placement); None picks CUDA when
         available, else the CPU. ``target_config`` overrides the saved target format. Prompt templates that come
-        with the model (a ``template_dir`` in its ``semanticface_config.json``) need ``trust_remote_code=True``.
+        with the model (a ``template_dir`` in its checkpoint config) need ``trust_remote_code=True``.
         """
-        from semanticface.modeling import load_model, load_processor
+        from semanticface.modeling import load_model_and_processor
 
         source = str(id_or_path)
-        saved = read_semanticface_config(source, revision=revision)
+        checkpoint = CheckpointConfig.load(source, revision=revision) or CheckpointConfig()
         if target_config is None:  # before any weights load: a model's own templates need trust_remote_code
-            target_config = target_config_from(saved, trust_remote_code=trust_remote_code, source=source)
+            target_config = checkpoint.target_config(trust_remote_code=trust_remote_code, source=source)
         # Image resolution bounds used in training apply at inference too (the image token count must match).
-        min_pixels = min_pixels if min_pixels is not None else saved.get("min_pixels")
-        max_pixels = max_pixels if max_pixels is not None else saved.get("max_pixels")
-        adapter = is_adapter(source, revision=revision)
-        base = adapter_base_model(source, revision=revision) if adapter else source
-        # The processor (chat template, image settings) is saved with the adapter by training; fall back to base's.
-        try:
-            processor = load_processor(
-                source,
-                trust_remote_code=trust_remote_code,
-                min_pixels=min_pixels,
-                max_pixels=max_pixels,
-                revision=revision,
-            )
-        except ConfigError:
-            if not adapter:
-                raise
-            processor = load_processor(
-                base, trust_remote_code=trust_remote_code, min_pixels=min_pixels, max_pixels=max_pixels
-            )
-        device_map = "auto" if device == "auto" else None
-        model = load_model(
-            base,
+        model, processor = load_model_and_processor(
+            source,
             dtype=dtype,
-            device_map=device_map,
+            device_map="auto" if device == "auto" else None,
             quantization=quantization,
             trust_remote_code=trust_remote_code,
-            revision=None if adapter else revision,
+            min_pixels=min_pixels if min_pixels is not None else checkpoint.min_pixels,
+            max_pixels=max_pixels if max_pixels is not None else checkpoint.max_pixels,
+            revision=revision,
         )
-        if adapter:
-            from peft import PeftModel
-
-            from semanticface.modeling import is_safetensors_error, safetensors_error
-
-            try:
-                model = PeftModel.from_pretrained(model, source, revision=revision, is_trainable=False)
-            except Exception as error:
-                if is_safetensors_error(error):
-                    raise safetensors_error(source, error) from error
-                raise
         if device is None:
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device != "auto" and quantization is None:  # bitsandbytes places quantized weights itself
             model = model.to(device)
-        return cls(model, processor, target_config=target_config, decoding=decoding, saved_config=saved)
+        return cls(model, processor, target_config=target_config, decoding=decoding, checkpoint=checkpoint)
 
     # --- prediction -------------------------------------------------------------------------------------------
 
@@ -427,27 +326,10 @@ def merge_adapter(adapter_path: str | Path, out_dir: str | Path, *, dtype: Any =
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out, safe_serialization=True)
     predictor.processor.save_pretrained(out)
-    local_config = Path(source) / CONFIG_FILENAME
-    if local_config.is_file():
-        shutil.copyfile(local_config, out / CONFIG_FILENAME)
-    elif predictor.saved_config:
-        (out / CONFIG_FILENAME).write_text(json.dumps(predictor.saved_config, indent=2) + "\n")
+    saved = CheckpointConfig.load(source)
+    if saved is not None:
+        saved.save(out)
     return out
-
-
-def adapter_base_model(source: str, *, revision: str | None) -> str:
-    """The base model an adapter (local folder or Hub id) was trained on, from its ``adapter_config.json``."""
-    path = Path(source)
-    file = path / ADAPTER_CONFIG if path.is_dir() else _hub_file(source, ADAPTER_CONFIG, revision=revision)
-    if file is None:
-        raise ConfigError(f"{source}: cannot read {ADAPTER_CONFIG}")
-    base = json.loads(file.read_text()).get("base_model_name_or_path")
-    if not base:
-        raise ConfigError(f"{file}: no base_model_name_or_path, so the base model cannot be resolved")
-    # A relative base path recorded at training time is relative to where training ran; try beside the adapter too.
-    if not Path(base).exists() and path.is_dir() and (path / base).exists():
-        return str(path / base)
-    return str(base)
 
 
 def _prompt_messages(target_config: TargetConfig) -> list[dict[str, Any]]:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from semanticface.errors import ConfigError
 
 if TYPE_CHECKING:
+    from peft import PeftConfig
     from transformers import ProcessorMixin
+    from trl import ModelConfig
 
 QUANTIZATION_MODES = (None, "8bit", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -244,30 +247,128 @@ def load_model_and_processor(
     attn_implementation: str | None = None,
     revision: str | None = None,
     skip_modules: tuple[str, ...] | list[str] | None = None,
+    trainable_adapter: bool = False,
 ) -> tuple[Any, Any]:
-    """Load ``(model, processor)`` for any ``AutoModelForImageTextToText`` checkpoint (Hub id or directory).
+    """Load ``(model, processor)`` of any ``AutoModelForImageTextToText`` checkpoint (Hub id or directory), or of
+    a LoRA adapter: its base model first (quantized if asked), then the adapter on top (``trainable_adapter``: to
+    train it further, as DPO does). The one loader distillation, DPO and the predictor call.
 
     ``quantization`` is None, ``"8bit"`` or ``"4bit"`` (nf4 for QLoRA); ``skip_modules`` overrides the modules
     kept unquantized. ``min_pixels``/``max_pixels`` bound Qwen-VL image resolution (and so the image token count).
+    An adapter's processor is the one saved with it (training saves it), else its base model's.
     """
-    processor = load_processor(
-        name_or_path,
-        trust_remote_code=trust_remote_code,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        revision=revision,
-    )
+    from semanticface.checkpoint import adapter_base_model, is_adapter
+
+    source = str(name_or_path)
+    adapter = is_adapter(source, revision=revision)
+    base = adapter_base_model(source, revision=revision) if adapter else source
+    try:
+        processor = load_processor(
+            source,
+            trust_remote_code=trust_remote_code,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            revision=revision,
+        )
+    except ConfigError:
+        if not adapter:
+            raise
+        processor = load_processor(
+            base, trust_remote_code=trust_remote_code, min_pixels=min_pixels, max_pixels=max_pixels
+        )
     model = load_model(
-        name_or_path,
+        base,
         dtype=dtype,
         device_map=device_map,
         quantization=quantization,
         trust_remote_code=trust_remote_code,
         attn_implementation=attn_implementation,
-        revision=revision,
+        revision=None if adapter else revision,
         skip_modules=skip_modules,
     )
+    if adapter:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, source, revision=revision, is_trainable=trainable_adapter)
+        except Exception as error:
+            if is_safetensors_error(error):
+                raise safetensors_error(source, error) from error
+            raise
     return model, processor
+
+
+def quantization_mode(model_args: ModelConfig) -> str | None:
+    """``"4bit"``, ``"8bit"`` or None from TRL's ``ModelConfig`` (``load_in_4bit``/``load_in_8bit``)."""
+    if getattr(model_args, "load_in_4bit", False) and getattr(model_args, "load_in_8bit", False):
+        raise ConfigError("choose one of load_in_4bit and load_in_8bit")
+    if getattr(model_args, "load_in_4bit", False):
+        return "4bit"
+    return "8bit" if getattr(model_args, "load_in_8bit", False) else None
+
+
+def quantized_device_map(quantization: str | None) -> Any:
+    """Where quantized weights go: each DDP rank's own GPU (None: not quantized, or no GPU)."""
+    import torch
+
+    if quantization is None or not torch.cuda.is_available():
+        return None
+    from accelerate import PartialState
+
+    return {"": PartialState().local_process_index}  # each DDP rank holds its own quantized copy
+
+
+def load_for_training(
+    name_or_path: str | Path,
+    model_args: ModelConfig,
+    *,
+    freeze_vision_tower: bool = True,
+    trust_remote_code: bool = False,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> tuple[Any, Any, PeftConfig | None]:
+    """``(model, processor, peft_config)`` for a TRL trainer, from TRL's ``ModelConfig``: quantized when
+    ``load_in_4bit``/``load_in_8bit`` (which needs LoRA), ``dtype``, ``attn_implementation`` and
+    ``model_revision`` honoured, the vision tower frozen and kept out of LoRA. An adapter checkpoint is loaded
+    trainable and needs no new ``peft_config``; otherwise ``use_peft`` gives one from ``trl.get_peft_config``."""
+    from peft import LoraConfig
+    from trl import get_peft_config
+
+    from semanticface.checkpoint import is_adapter
+
+    quantization = quantization_mode(model_args)
+    adapter = is_adapter(str(name_or_path), revision=model_args.model_revision)
+    if quantization is not None and not (model_args.use_peft or adapter):
+        raise ConfigError(f"load_in_{quantization} needs use_peft: true (quantized weights cannot be fully trained)")
+    model, processor = load_model_and_processor(
+        name_or_path,
+        dtype=model_args.dtype or "auto",
+        device_map=quantized_device_map(quantization),
+        quantization=quantization,
+        trust_remote_code=trust_remote_code,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        attn_implementation=model_args.attn_implementation,
+        revision=model_args.model_revision,
+        trainable_adapter=True,
+    )
+    peft_config = None if adapter else get_peft_config(model_args)
+    if freeze_vision_tower:
+        for name in vision_module_names(model):
+            model.get_submodule(name).requires_grad_(False)
+        if peft_config is not None:
+            if not isinstance(peft_config, LoraConfig):
+                raise ConfigError(f"freeze_vision_tower needs a LoRA config, got {type(peft_config).__name__}")
+            peft_config.exclude_modules = vision_exclude_pattern(model)
+    return model, processor, peft_config
+
+
+def vision_exclude_pattern(model: Any) -> str | None:
+    """A peft ``exclude_modules`` regex (full match) covering the vision tower and projector."""
+    names = vision_module_names(model)
+    if not names:
+        return None
+    return "(" + "|".join(re.escape(n) for n in names) + r")(\..*)?"
 
 
 def vision_module_names(model: Any) -> list[str]:

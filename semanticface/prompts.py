@@ -6,9 +6,8 @@ Templates only lay strings out; every decision is made in Python (``semanticface
 
 Every template renders in Jinja's :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`: a template can read the
 values it is given, but cannot reach Python internals (``cycler.__init__.__globals__``...) or mutate anything, so
-a template is text, never code. Templates that come with a model (its ``semanticface_config.json`` names a
-``template_dir``) are still used only with ``trust_remote_code=True``: see
-:func:`semanticface.inference.target_config_from`.
+a template is text, never code. Templates that come with a model (its checkpoint config names a ``template_dir``)
+are still used only with ``trust_remote_code=True``: see :meth:`semanticface.checkpoint.CheckpointConfig.target_config`.
 """
 
 from __future__ import annotations

@@ -191,14 +191,17 @@ def test_recipe_configs_parse(name):
 
 
 def test_full_checkpoint_gets_a_fresh_lora_adapter(tmp_path, tiny_model_dir, prefs):
-    from trl import DPOConfig
+    from trl import DPOConfig, ModelConfig
 
-    from semanticface.inference import SemanticFacePredictor, is_adapter
+    from semanticface.checkpoint import is_adapter
+    from semanticface.inference import SemanticFacePredictor
     from semanticface.preferences.dpo_training import save_policy, train_dpo
 
     args = DPOConfig(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2, learning_rate=5e-3,
                      max_length=None, report_to=[], save_strategy="no", use_cpu=True)  # fmt: skip
-    trainer, processor = train_dpo(str(tiny_model_dir), prefs, args, use_peft=True, lora_r=4, lora_alpha=8)
+    trainer, processor = train_dpo(
+        str(tiny_model_dir), prefs, args, ModelConfig(use_peft=True, lora_r=4, lora_alpha=8)
+    )
     model = trainer.model
     assert set(model.peft_config) == {"default"}  # reference = the same model with the adapter disabled
     assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
@@ -231,7 +234,9 @@ def test_loss_type_rpo_alpha_and_vision_tower_follow_the_config(tmp_path, tiny_m
     config_path = sft / "semanticface_config.json"
     payload = json.loads(config_path.read_text()) if config_path.is_file() else {"target": TARGET}
     config_path.write_text(json.dumps({**payload, "freeze_vision_tower": False}))
-    trainer, _ = train_dpo(str(sft), prefs, training_args, use_peft=False, rpo_alpha=script_args.rpo_alpha)
+    trainer, _ = train_dpo(
+        str(sft), prefs, training_args, ModelConfig(use_peft=False), rpo_alpha=script_args.rpo_alpha
+    )
     assert trainer.loss_types == ["ipo", "sft"] and trainer.loss_weights == [1.0, 0.5]
     vision = vision_module_names(trainer.model)
     visual = [p for n, p in trainer.model.named_parameters() if any(n.startswith(v) for v in vision)]
@@ -241,7 +246,7 @@ def test_loss_type_rpo_alpha_and_vision_tower_follow_the_config(tmp_path, tiny_m
     config_path.write_text(json.dumps({**payload, "freeze_vision_tower": True}))
     args = DPOConfig(output_dir=str(tmp_path / "u"), max_steps=1, per_device_train_batch_size=2, max_length=None,
                      report_to=[], save_strategy="no", use_cpu=True, loss_type=["sigmoid"])  # fmt: skip
-    trainer, _ = train_dpo(str(sft), prefs, args, use_peft=False)
+    trainer, _ = train_dpo(str(sft), prefs, args, ModelConfig(use_peft=False))
     visual = [p for n, p in trainer.model.named_parameters() if any(n.startswith(v) for v in vision)]
     assert visual and not any(p.requires_grad for p in visual)
 
@@ -273,3 +278,36 @@ def test_dpo_recipe_two_process_ddp(tmp_path, sft_adapter, faces):
     assert metrics["pairs"] > 0 and metrics["eval"]["num_samples"] == 2
     checkpoint = out / "round_1" / "trainer" / "checkpoint-2"
     assert sorted(p.name for p in checkpoint.glob("rng_state*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
+
+
+def test_dpo_honours_load_in_4bit_on_qwen3_vl(tmp_path, tiny_qwen3_dir, prefs):
+    """The DPO policy loads through the one training loader, so ``load_in_4bit`` gives a QLoRA policy (it used to
+    build its LoraConfig by hand and load the base in full precision)."""
+    import bitsandbytes as bnb
+    from trl import DPOConfig, ModelConfig
+
+    from semanticface.preferences.dpo_training import train_dpo
+
+    args = DPOConfig(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2, learning_rate=5e-3,
+                     max_length=None, report_to=[], save_strategy="no", use_cpu=True)  # fmt: skip
+    model_args = ModelConfig(use_peft=True, load_in_4bit=True, lora_r=4, lora_alpha=8,
+                             lora_target_modules=["q_proj", "v_proj"], dtype="float32")  # fmt: skip
+    trainer, _ = train_dpo(str(tiny_qwen3_dir), prefs, args, model_args)
+    assert trainer.state.global_step == 2
+    base = trainer.model.get_base_model()
+    assert type(base).__name__ == "Qwen3VLForConditionalGeneration"
+    assert isinstance(base.model.language_model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear4bit)
+    assert isinstance(base.model.language_model.layers[0].mlp.up_proj, bnb.nn.Linear4bit)
+    trained = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n and "visual" not in n for n in trained)
+
+
+def test_quantized_dpo_without_lora_is_refused_before_loading(tmp_path, tiny_model_dir, prefs):
+    from trl import DPOConfig, ModelConfig
+
+    from semanticface.errors import ConfigError
+    from semanticface.preferences.dpo_training import train_dpo
+
+    args = DPOConfig(output_dir=str(tmp_path / "t"), max_steps=1, report_to=[], use_cpu=True, max_length=None)
+    with pytest.raises(ConfigError, match="load_in_4bit needs use_peft"):
+        train_dpo(str(tiny_model_dir), prefs, args, ModelConfig(use_peft=False, load_in_4bit=True))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from semanticface.checkpoint import CONFIG_FILENAME
 from semanticface.cli import main
 from semanticface.evaluation.baselines import ConstantMeanBaseline, MedianBaseline
 from semanticface.evaluation.metrics import coefficient_metrics
-from semanticface.inference import CONFIG_FILENAME
 from semanticface.rows import dataset_coefficients
 from semanticface.schema import BLENDSHAPES, LLF_COLUMN_ORDER, canonical_name
 

@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from semanticface.checkpoint import CONFIG_FILENAME, is_adapter
 from semanticface.errors import ConfigError, DatasetError
-from semanticface.inference import (
-    CONFIG_FILENAME,
-    GenerationOptions,
-    Prediction,
-    SemanticFacePredictor,
-    is_adapter,
-    merge_adapter,
-)
+from semanticface.inference import GenerationOptions, Prediction, SemanticFacePredictor, merge_adapter
 
 TOKENS = 12  # a random tiny model never stops by itself: keep generations short
 

@@ -13,13 +13,13 @@ from PIL import Image
 
 from semanticface.errors import ConfigError
 from semanticface.modeling import (
-    build_tiny_model,
     load_model_and_processor,
     load_processor,
     quantization_config,
     read_processor_class,
     vision_module_names,
 )
+from semanticface.tiny_model import build_tiny_model
 
 
 def _face_image(size: int = 160, seed: int = 0) -> Image.Image:

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from semanticface.checkpoint import CONFIG_FILENAME
 from semanticface.cli import main
-from semanticface.inference import CONFIG_FILENAME, SemanticFacePredictor
+from semanticface.inference import SemanticFacePredictor
 from semanticface.streaming import timecode_at
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from semanticface.checkpoint import CONFIG_FILENAME, target_config_from
 from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import TargetConfig, render_target, system_prompt
 from semanticface.errors import ConfigError, UntrustedTemplateError
-from semanticface.inference import CONFIG_FILENAME, SemanticFacePredictor, target_config_from
+from semanticface.inference import SemanticFacePredictor
 
 
 def _payload(marker: Path) -> str:

@@ -213,7 +213,7 @@ def dpo_round(
     learning_rate: float,
 ) -> dict[str, Any]:
     """Candidates from ``model`` on round r's rows, ranked, exported and trained; the model lands in out/model."""
-    from trl import DPOConfig
+    from trl import DPOConfig, ModelConfig
 
     from semanticface.contract import TargetConfig
     from semanticface.inference import SemanticFacePredictor
@@ -279,7 +279,7 @@ def dpo_round(
         precompute_ref_log_probs=False, dataloader_num_workers=0,
     )  # fmt: skip
     if not (model_dir / "semanticface_config.json").is_file():
-        trainer, processor = train_dpo(model, dataset, training, use_peft=False, rpo_alpha=args.rpo_alpha)
+        trainer, processor = train_dpo(model, dataset, training, ModelConfig(use_peft=False), rpo_alpha=args.rpo_alpha)
         logged = [h for h in trainer.state.log_history if "loss" in h]
         save_policy(trainer, processor, model_dir, model, {"pairs": len(dataset)})
         train_log = logged[-1] if logged else {}

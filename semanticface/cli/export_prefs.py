@@ -36,10 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.out and not args.push_to_hub:
         raise ConfigError("give --out DIR and/or --push-to-hub REPO_ID")
     if args.model:
-        from semanticface.inference import read_semanticface_config, target_config_from
+        from semanticface.checkpoint import read_target_config
 
-        saved = read_semanticface_config(args.model)
-        target_config = target_config_from(saved, trust_remote_code=args.trust_remote_code, source=args.model)
+        target_config = read_target_config(args.model, trust_remote_code=args.trust_remote_code)
     else:
         target_config = TargetConfig(target_format=args.target_format, decimals=args.decimals)
     candidates = CandidateSet.load(args.candidates)

@@ -5,7 +5,7 @@ Layout under ``output_dir``::
     round_<r>/candidates/          candidate directory (manifest.jsonl, images/, renders/)
     round_<r>/rankings.sqlite      the rankings (people through `semanticface annotate`, or the simulated annotator)
     round_<r>/preferences/         the TRL preference dataset (save_to_disk)
-    round_<r>/model/               the trained policy (adapter or full model) + processor + semanticface_config.json
+    round_<r>/model/               the trained policy (adapter or full model) + processor + checkpoint config
     round_<r>/metrics.json         pair counts, training metrics, held-out MAE
     rounds.json                    every finished round's metrics (and the starting model's held-out MAE)
 
@@ -91,7 +91,7 @@ class DPOScriptArguments:
     sampling_seed: int = field(default=0, metadata={"help": "Seed of candidate sampling and the simulated annotator."})
     train_vision_tower: bool | None = field(
         default=None,
-        metadata={"help": "Train the vision tower too; default: as the SFT did (its semanticface_config.json)."},
+        metadata={"help": "Train the vision tower too; default: as the SFT did (its checkpoint config)."},
     )
     rpo_alpha: float | None = field(
         default=None,
@@ -294,11 +294,6 @@ def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_
         report_path.write_text(json.dumps(report, indent=2))
     num_rounds = 1 if script_args.preference_dataset else script_args.num_rounds
     load_kwargs = {
-        "lora_r": model_args.lora_r,
-        "lora_alpha": model_args.lora_alpha,
-        "lora_dropout": model_args.lora_dropout,
-        "lora_target_modules": model_args.lora_target_modules or "all-linear",
-        "dtype": model_args.dtype or "auto",
         "min_pixels": script_args.min_pixels,
         "max_pixels": script_args.max_pixels,
         "train_vision": script_args.train_vision_tower,
@@ -331,12 +326,7 @@ def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_
         metrics["pairs"] = len(dataset)
         args = dataclasses.replace(training_args, output_dir=str(round_dir / "trainer"))
         trainer, processor = train_dpo(
-            model_path,
-            dataset,
-            args,
-            use_peft=bool(model_args.use_peft),
-            rpo_alpha=script_args.rpo_alpha,
-            **load_kwargs,
+            model_path, dataset, args, model_args, rpo_alpha=script_args.rpo_alpha, **load_kwargs
         )
         metrics["loss_type"] = list(args.loss_type)
         metrics["loss_weights"] = list(args.loss_weights) if args.loss_weights else None
@@ -363,6 +353,6 @@ def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_
 
 
 def _target_config(model_path: str) -> Any:
-    from semanticface.inference import read_semanticface_config, target_config_from
+    from semanticface.checkpoint import read_target_config
 
-    return target_config_from(read_semanticface_config(model_path), source=model_path)
+    return read_target_config(model_path)

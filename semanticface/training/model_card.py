@@ -1,35 +1,16 @@
-"""Model card and ``semanticface_config.json`` written beside a trained adapter or model.
-
-The card records how the model was trained (full configuration) and what it scored; the JSON config carries
-the target settings the predictor needs to prompt and parse the model the way it was trained.
-"""
+"""The model card written beside a trained adapter or model: how it was trained (full configuration) and what it
+scored. (The settings the predictor needs are in the checkpoint config: :mod:`semanticface.checkpoint`.)"""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from semanticface.checkpoint import json_safe
 from semanticface.contract import TargetConfig
-
-CONFIG_FILENAME = "semanticface_config.json"  # read by semanticface.inference
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy of a config value (enums, paths, dtypes become strings; NaN becomes None)."""
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "value") and isinstance(value.value, (str, int)):  # enums
-        return value.value
-    return str(value)
 
 
 def config_dict(config: Any) -> dict[str, Any]:
@@ -40,17 +21,7 @@ def config_dict(config: Any) -> dict[str, Any]:
         raw = {f.name: getattr(config, f.name) for f in fields(config)}
     else:
         raw = dict(vars(config))
-    return {k: _plain(v) for k, v in raw.items() if "token" not in k.lower() or k.endswith("_id")}
-
-
-def write_semanticface_config(
-    out_dir: str | Path, target_config: TargetConfig, *, base_model: str, extra: dict[str, Any] | None = None
-) -> Path:
-    """``semanticface_config.json``: the target section the predictor rebuilds its TargetConfig from."""
-    path = Path(out_dir) / CONFIG_FILENAME
-    payload = {"target": asdict(target_config), "base_model": base_model, **(extra or {})}
-    path.write_text(json.dumps(_plain(payload), indent=2) + "\n")
-    return path
+    return {k: json_safe(v) for k, v in raw.items() if "token" not in k.lower() or k.endswith("_id")}
 
 
 def _metrics_table(metrics: dict[str, float]) -> str:

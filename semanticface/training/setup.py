@@ -8,13 +8,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from semanticface.checkpoint import CheckpointConfig
 from semanticface.errors import ConfigError
+from semanticface.modeling import load_for_training
+from semanticface.training.config import TINY_MODEL_PREFIX, DistillScriptArguments
+from semanticface.training.model_card import save_model_card
 
 if TYPE_CHECKING:
     from trl import ModelConfig, SFTConfig
-from semanticface.modeling import load_model_and_processor, vision_module_names
-from semanticface.training.config import TINY_MODEL_PREFIX, DistillScriptArguments
-from semanticface.training.model_card import save_model_card, write_semanticface_config
 
 TINY_BASE_DIRNAME = "tiny_base_model"
 
@@ -36,32 +37,6 @@ def resolve_model_path(name_or_path: str, output_dir: str, *, seed: int = 0) -> 
     return str(target)
 
 
-def quantization_mode(model_args: ModelConfig) -> str | None:
-    if getattr(model_args, "load_in_4bit", False) and getattr(model_args, "load_in_8bit", False):
-        raise ConfigError("choose one of load_in_4bit and load_in_8bit")
-    if getattr(model_args, "load_in_4bit", False):
-        return "4bit"
-    return "8bit" if getattr(model_args, "load_in_8bit", False) else None
-
-
-def _device_map(quantization: str | None) -> Any:
-    import torch
-
-    if quantization is None or not torch.cuda.is_available():
-        return None
-    from accelerate import PartialState
-
-    return {"": PartialState().local_process_index}  # each DDP rank holds its own quantized copy
-
-
-def vision_exclude_pattern(model: Any) -> str | None:
-    """A peft ``exclude_modules`` regex (full match) covering the vision tower and projector."""
-    names = vision_module_names(model)
-    if not names:
-        return None
-    return "(" + "|".join(re.escape(n) for n in names) + r")(\..*)?"
-
-
 def prepare_model(
     model_name_or_path: str,
     model_args: ModelConfig,
@@ -69,33 +44,16 @@ def prepare_model(
     *,
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any, Any]:
-    """Load ``(model, processor, peft_config)``: quantized if asked, vision tower frozen, LoRA kept off it."""
-    from peft import LoraConfig
-    from trl import get_peft_config
-
-    quantization = quantization_mode(model_args)
-    if quantization is not None and not model_args.use_peft:
-        raise ConfigError(f"load_in_{quantization} needs use_peft: true (quantized weights cannot be fully trained)")
-    model, processor = load_model_and_processor(
+    """Load ``(model, processor, peft_config)`` with the one training loader
+    (:func:`semanticface.modeling.load_for_training`): quantized if asked, vision tower frozen, LoRA kept off it."""
+    return load_for_training(
         model_name_or_path,
-        dtype=model_args.dtype or "auto",
-        device_map=_device_map(quantization),
-        quantization=quantization,
+        model_args,
+        freeze_vision_tower=script_args.freeze_vision_tower,
         trust_remote_code=trust_remote_code,
         min_pixels=script_args.min_pixels,
         max_pixels=script_args.max_pixels,
-        attn_implementation=model_args.attn_implementation,
-        revision=model_args.model_revision,
     )
-    peft_config = get_peft_config(model_args)
-    if script_args.freeze_vision_tower:
-        for name in vision_module_names(model):
-            model.get_submodule(name).requires_grad_(False)
-        if peft_config is not None:
-            if not isinstance(peft_config, LoraConfig):
-                raise ConfigError(f"freeze_vision_tower needs a LoRA config, got {type(peft_config).__name__}")
-            peft_config.exclude_modules = vision_exclude_pattern(model)
-    return model, processor, peft_config
 
 
 def resolve_resume_checkpoint(value: Any, output_dir: str) -> str | None:
@@ -143,10 +101,17 @@ def write_metadata(
     model_args: ModelConfig,
     metrics: dict[str, float],
 ) -> list[Path]:
-    """Write ``semanticface_config.json`` (what the predictor needs) and the model card ``README.md``."""
+    """Write the checkpoint config (:mod:`semanticface.checkpoint`: what the predictor needs) and the model card
+    ``README.md``."""
     target_config = script_args.target_config()
     extra = {"metrics": metrics, "freeze_vision_tower": script_args.freeze_vision_tower}  # DPO trains it likewise
-    config = write_semanticface_config(output_dir, target_config, base_model=base_model, extra=extra)
+    config = CheckpointConfig.for_target(
+        target_config,
+        base_model=base_model,
+        min_pixels=script_args.min_pixels,
+        max_pixels=script_args.max_pixels,
+        extra=extra,
+    ).save(output_dir)
     card = save_model_card(
         output_dir,
         base_model=base_model,
