@@ -188,6 +188,44 @@ def test_recipe_configs_parse(name):
     )
     assert script_args.num_rounds >= 2 and training_args.max_length is None
     assert not training_args.precompute_ref_log_probs and training_args.beta > 0
+    # The SFT configs' name for gradient checkpointing (transformers' current one), not the deprecated alias.
+    assert "activation_checkpointing:" in config.read_text() and "gradient_checkpointing:" not in config.read_text()
+
+
+_MISSPELT = {
+    "pairs": "best-vs-rest",
+    "annotator": "simulate",
+    "decoding": "force",
+    "region_mode": "uper",
+    "renderer": "avatar_shaded",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), sorted(_MISSPELT.items()))
+def test_a_misspelt_choice_in_the_dpo_yaml_fails_at_parse_time(tmp_path, key, value):
+    """YAML values reach argparse as defaults, which it does not check against ``choices``: __post_init__ does,
+    before anything is sampled, rendered, ranked or loaded."""
+    from trl import DPOConfig, ModelConfig, TrlParser
+
+    from semanticface.errors import ConfigError
+
+    source = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "dpo_quickstart.yaml"
+    config = tmp_path / "dpo.yaml"
+    config.write_text(source.read_text() + f"\n{key}: {value}\n")
+    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
+    with pytest.raises(ConfigError, match=rf"{key} must be one of .*got '{value}'"):
+        parser.parse_args_and_config(["--config", str(config), "--bf16", "false", "--use_cpu", "true"])
+
+
+@pytest.mark.parametrize(("key", "value"), sorted(_MISSPELT.items()))
+def test_a_misspelt_choice_on_the_dpo_command_line_fails_at_parse_time(key, value, capsys):
+    from trl import DPOConfig, ModelConfig, TrlParser
+
+    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
+    argv = ["--dataset_name", "faces", "--output_dir", "out", "--use_cpu", "true", f"--{key}", value]
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args_and_config(argv)
+    assert info.value.code == 2 and f"invalid choice: '{value}'" in capsys.readouterr().err
 
 
 def test_full_checkpoint_gets_a_fresh_lora_adapter(tmp_path, tiny_model_dir, prefs):

@@ -92,3 +92,22 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(tmp_path / "face.png")
     assert main(["candidates", "--images", str(tmp_path), "--out", str(tmp_path / "c")]) == 1
     assert "give --model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--region-mode", "uper"), ("--renderer", "avatar_shaded"), ("--decoding", "force")],
+)
+def test_candidates_refuses_a_misspelt_choice_at_parse_time(tmp_path, flag, value, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["candidates", "--images", str(tmp_path), "--out", str(tmp_path / "c"), "--model", "m", flag, value])
+    assert info.value.code == 2 and f"invalid choice: '{value}'" in capsys.readouterr().err
+
+
+def test_candidates_checks_the_renderer_before_loading_the_model(tmp_path, dataset_dir, capsys, monkeypatch):
+    """A mesh renderer without a mesh folder is refused before the (here unloadable) model is touched."""
+    monkeypatch.delenv("SEMANTICFACE_MESH_DIR", raising=False)
+    model = tmp_path / "no-such-model"
+    code = main(["candidates", "--dataset", str(dataset_dir), "--out", str(tmp_path / "c"), "--model", str(model),
+                 "--renderer", "mesh", "--limit", "1"])  # fmt: skip
+    assert code == 1 and "the mesh renderer needs mesh_dir" in capsys.readouterr().err

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from semanticface.cli.options import add_decoding_arguments
+from semanticface.preferences.candidates import CANDIDATE_REGION_MODES
+from semanticface.render import RENDERER_NAMES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -38,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-own-output", dest="own_output", action="store_false", help="do not offer the model's own output"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--region-mode", choices=("full", "upper", "lower", "alternate"), default="full")
+    parser.add_argument("--region-mode", choices=CANDIDATE_REGION_MODES, default="full")
     parser.add_argument("--max-candidates", type=int, default=6)
-    parser.add_argument("--renderer", default="avatar", help="avatar, avatar-shaded or mesh")
+    parser.add_argument("--renderer", default="avatar", choices=RENDERER_NAMES, help="candidate renderer")
     parser.add_argument("--mesh-dir", help="mesh folder for --renderer mesh")
     parser.add_argument("--render-size", type=int, default=192)
     parser.add_argument("--limit", type=int, help="use only the first N images")
@@ -96,12 +98,13 @@ def run(args: argparse.Namespace) -> int:
         metadata = [{"row": i} for i in indices]
     if not args.model:
         raise ConfigError("give --model: candidates are the model's own output, its samples and perturbations of it")
+    # Everything that can be wrong in the arguments fails before the model loads.
+    renderer = get_renderer(args.renderer, **({"mesh_dir": args.mesh_dir} if args.renderer == "mesh" else {}))
     from semanticface.inference import SemanticFacePredictor
 
     predictor = SemanticFacePredictor.from_pretrained(
         args.model, decoding=args.decoding, trust_remote_code=args.trust_remote_code
     )
-    renderer = get_renderer(args.renderer, **({"mesh_dir": args.mesh_dir} if args.renderer == "mesh" else {}))
     out = generate_candidates(
         args.out,
         images,

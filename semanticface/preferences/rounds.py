@@ -23,11 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from semanticface.errors import ConfigError, DatasetError
+from semanticface.inference import DECODING_MODES
+from semanticface.preferences.candidates import CANDIDATE_REGION_MODES
+from semanticface.preferences.export import PAIR_MODES
+from semanticface.render import RENDERER_NAMES
 
 if TYPE_CHECKING:
     from trl import DPOConfig, ModelConfig
 
 logger = logging.getLogger(__name__)
+
+
+ANNOTATORS = ("simulated", "people")
 
 
 @dataclass
@@ -56,7 +63,8 @@ class DPOScriptArguments:
     num_rounds: int = field(default=1, metadata={"help": "Preference rounds to run."})
     images_per_round: int = field(default=32, metadata={"help": "Images sampled for candidates in each round."})
     annotator: str = field(
-        default="simulated", metadata={"help": "'simulated' (automatic, needs true coefficients) or 'people'."}
+        default="simulated",
+        metadata={"help": "'simulated' (automatic, needs true coefficients) or 'people'.", "choices": ANNOTATORS},
     )
     min_rankings_per_item: int = field(
         default=1, metadata={"help": "With people: rankings each item needs before the round trains."}
@@ -70,7 +78,10 @@ class DPOScriptArguments:
     sample_max_new_tokens: int = field(default=1024, metadata={"help": "Generation budget of one sample."})
     decoding: str = field(
         default="generate",
-        metadata={"help": "'generate' or 'forced' (template-forced: every sample parses; see semanticface.decoding)."},
+        metadata={
+            "help": "'generate' or 'forced' (template-forced: every sample parses; see semanticface.decoding).",
+            "choices": DECODING_MODES,
+        },
     )
     num_perturbations: int = field(
         default=0,
@@ -78,13 +89,20 @@ class DPOScriptArguments:
     )
     perturbation_scale: float = field(default=0.1, metadata={"help": "Std of the perturbations."})
     region_mode: str = field(
-        default="full", metadata={"help": "'full', 'upper', 'lower' or 'alternate' (region-aware candidates)."}
+        default="full",
+        metadata={
+            "help": "'full', 'upper', 'lower' or 'alternate' (region-aware candidates).",
+            "choices": CANDIDATE_REGION_MODES,
+        },
     )
     max_candidates: int = field(default=6, metadata={"help": "At most this many candidates per image."})
-    renderer: str = field(default="avatar", metadata={"help": "Renderer of candidates: avatar, avatar-shaded, mesh."})
+    renderer: str = field(
+        default="avatar",
+        metadata={"help": "Renderer of candidates: avatar, avatar-shaded, mesh.", "choices": RENDERER_NAMES},
+    )
     mesh_dir: str | None = field(default=None, metadata={"help": "Mesh folder for renderer: mesh."})
     render_size: int = field(default=192, metadata={"help": "Side of candidate renders in pixels."})
-    pairs: str = field(default="all", metadata={"help": "'all' pairs or 'best_vs_rest'."})
+    pairs: str = field(default="all", metadata={"help": "'all' pairs or 'best_vs_rest'.", "choices": PAIR_MODES})
     min_margin: int = field(default=1, metadata={"help": "Keep pairs at least this many rank groups apart."})
     min_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution lower bound."})
     max_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution upper bound."})
@@ -99,12 +117,16 @@ class DPOScriptArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.annotator not in ("simulated", "people"):
-            raise ConfigError(f"annotator must be 'simulated' or 'people', got {self.annotator!r}")
+        # argparse checks `choices` of command-line flags only; a YAML value arrives as a default and is checked here,
+        # at parse time, before any model loads.
+        for spec in dataclasses.fields(self):
+            choices = spec.metadata.get("choices")
+            if choices is not None and getattr(self, spec.name) not in choices:
+                raise ConfigError(
+                    f"{spec.name} must be one of {', '.join(map(str, choices))}; got {getattr(self, spec.name)!r}"
+                )
         if self.num_rounds < 1:
             raise ConfigError("num_rounds must be >= 1")
-        if self.decoding not in ("generate", "forced"):
-            raise ConfigError(f"decoding must be 'generate' or 'forced', got {self.decoding!r}")
         if self.dataset_name is None and self.preference_dataset is None:
             raise ConfigError("give dataset_name (images to sample from) or preference_dataset (exported pairs)")
 
