@@ -223,10 +223,25 @@ def test_single_process_training_args_are_left_alone(monkeypatch):
         distributed_training_args(args)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("target_format", "prose"), ("key_dialect", "arkt"), ("block_style", "compacted"), ("eval_decoding", "force")],
+)
+def test_a_misspelt_choice_fails_at_parse_time(tmp_path, capsys, key, value):
+    """On the command line argparse refuses it; in the YAML (an unchecked argparse default) __post_init__ does."""
+    with pytest.raises(SystemExit) as info:
+        _parse(["--config", str(QUICKSTART), f"--{key}", value])
+    assert info.value.code == 2 and f"invalid choice: '{value}'" in capsys.readouterr().err
+    config = tmp_path / "run.yaml"
+    config.write_text(QUICKSTART.read_text() + f"\n{key}: {value}\n")
+    with pytest.raises(ConfigError, match=rf"{key} must be one of .*got '{value}'"):
+        _parse(["--config", str(config)])
+
+
 def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="dataset_name"):
         _parse(["--config", str(QUICKSTART), "--synthetic", "false"])
-    with pytest.raises(ConfigError, match="target_format"):
+    with pytest.raises(SystemExit):  # a fixed-choice flag: argparse refuses it (issue 13)
         _parse(["--config", str(QUICKSTART), "--target_format", "prose"])
     with pytest.raises(ConfigError, match="eval_numbers: median needs eval_decoding: forced"):
         _parse(["--config", str(QUICKSTART), "--eval_decoding", "generate"])

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from semanticface.choices import check_choices
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.inference import DECODING_MODES
 from semanticface.preferences.candidates import CANDIDATE_REGION_MODES
@@ -117,14 +118,7 @@ class DPOScriptArguments:
     )
 
     def __post_init__(self) -> None:
-        # argparse checks `choices` of command-line flags only; a YAML value arrives as a default and is checked here,
-        # at parse time, before any model loads.
-        for spec in dataclasses.fields(self):
-            choices = spec.metadata.get("choices")
-            if choices is not None and getattr(self, spec.name) not in choices:
-                raise ConfigError(
-                    f"{spec.name} must be one of {', '.join(map(str, choices))}; got {getattr(self, spec.name)!r}"
-                )
+        check_choices(self)  # YAML values too (argparse checks flags only), before any model loads
         if self.num_rounds < 1:
             raise ConfigError("num_rounds must be >= 1")
         if self.dataset_name is None and self.preference_dataset is None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from semanticface.contract import TargetConfig
+from semanticface.choices import check_choices
+from semanticface.compact import BLOCK_STYLES
+from semanticface.contract import TARGET_FORMATS, TargetConfig
 from semanticface.errors import ConfigError
+from semanticface.schema import Dialect
 
 TINY_MODEL_PREFIX = "tiny:"
 
@@ -67,7 +70,10 @@ class DistillScriptArguments:
     synthetic_seed: int = field(default=0, metadata={"help": "Seed of synthetic expressions, identities and splits."})
     target_format: str = field(
         default="semantic",
-        metadata={"help": "'semantic': description then coefficients (the paper); 'coefficients': block only."},
+        metadata={
+            "help": "'semantic': description then coefficients (the paper); 'coefficients': block only.",
+            "choices": TARGET_FORMATS,
+        },
     )
     decimals: int = field(default=2, metadata={"help": "Decimals of each coefficient in the target."})
     number_token_weight: float = field(
@@ -81,14 +87,21 @@ class DistillScriptArguments:
     )
     include_pose: bool = field(default=False, metadata={"help": "Also train the 9 head/eye pose channels."})
     key_dialect: str = field(
-        default="arkit", metadata={"help": "Key spelling in the coefficient block: arkit, llf, mediapipe, suffix."}
+        default="arkit",
+        metadata={
+            "help": "Key spelling in the coefficient block: arkit, llf, mediapipe, suffix.",
+            "choices": tuple(d.value for d in Dialect),
+        },
     )
     template_dir: str | None = field(
         default=None, metadata={"help": "Directory of Jinja templates overriding the shipped prompts/ ones."}
     )
     block_style: str = field(
         default="json",
-        metadata={"help": "Coefficient block: 'json' (keyed object) or 'compact' (values in channel order)."},
+        metadata={
+            "help": "Coefficient block: 'json' (keyed object) or 'compact' (values in channel order).",
+            "choices": BLOCK_STYLES,
+        },
     )
     min_pixels: int | None = field(
         default=None, metadata={"help": "Lower bound on the pixels an image is resized to (Qwen-VL processors)."}
@@ -115,7 +128,7 @@ class DistillScriptArguments:
         default="forced",
         metadata={
             "help": "How the eval callback decodes: 'forced' (template-forced, the numbers only) or 'generate'.",
-            "choices": ["forced", "generate"],
+            "choices": ("forced", "generate"),
         },
     )
     eval_numbers: str = field(
@@ -123,7 +136,7 @@ class DistillScriptArguments:
         metadata={
             "help": "How the eval callback reads numbers with forced decoding: 'median' (least expected absolute "
             "error) or 'mode' (greedy tokens; the only choice with eval_decoding: generate).",
-            "choices": ["median", "mode"],
+            "choices": ("median", "mode"),
         },
     )
     tiny_model_seed: int = field(
@@ -138,10 +151,7 @@ class DistillScriptArguments:
             raise ConfigError(f"number_token_weight must be > 0, got {self.number_token_weight}")
         if self.eval_generate_samples < 0:
             raise ConfigError(f"eval_generate_samples must be >= 0, got {self.eval_generate_samples}")
-        if self.eval_decoding not in ("forced", "generate"):
-            raise ConfigError(f"eval_decoding must be 'forced' or 'generate', got {self.eval_decoding!r}")
-        if self.eval_numbers not in ("median", "mode"):
-            raise ConfigError(f"eval_numbers must be 'median' or 'mode', got {self.eval_numbers!r}")
+        check_choices(self)  # YAML values too (argparse checks flags only), before any model loads
         if self.eval_numbers == "median" and self.eval_decoding != "forced":
             raise ConfigError("eval_numbers: median needs eval_decoding: forced (use eval_numbers: mode)")
         if self.synthetic_source not in ("prototype", "llf", "sparse", "uniform"):
