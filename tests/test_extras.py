@@ -3,6 +3,7 @@ an error naming the ``pip install`` to run (simulated here by hiding the module 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -102,3 +103,30 @@ def test_annotate_without_flask_tells_the_user_what_to_install(
     code = cli_main(["annotate", "--candidates", str(tmp_path), "--db", str(tmp_path / "r.sqlite")])
     assert code == 1
     assert "pip install 'semanticface[annotate]'" in capsys.readouterr().err
+
+
+def test_describe_runs_with_no_extra_and_no_model_stack(tmp_path: Path) -> None:
+    """``pip install .`` without extras then ``semanticface describe``: run it with every extra (and the model
+    stack, which describe must not need) made unimportable."""
+    import subprocess
+
+    from semanticface.coefficients import FaceCoefficients
+    from semanticface.llf import write_llf
+
+    take = write_llf(tmp_path / "take.csv", [FaceCoefficients.neutral().replace(jawOpen=0.7)])
+    blocked = sorted({*EXTRAS, "torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes"})
+    code = (
+        "import sys\n"
+        f"BLOCKED = {blocked!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in BLOCKED:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (blocked by the test)')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from semanticface.cli import main\n"
+        f"sys.exit(main(['describe', {str(take)!r}]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "jaw" in result.stdout.lower() and "Coefficients:" in result.stdout
