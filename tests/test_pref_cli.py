@@ -111,3 +111,28 @@ def test_candidates_checks_the_renderer_before_loading_the_model(tmp_path, datas
     code = main(["candidates", "--dataset", str(dataset_dir), "--out", str(tmp_path / "c"), "--model", str(model),
                  "--renderer", "mesh", "--limit", "1"])  # fmt: skip
     assert code == 1 and "the mesh renderer needs mesh_dir" in capsys.readouterr().err
+
+
+def test_candidates_flags_are_the_candidate_config_fields():
+    """Built from the dataclass: every CandidateConfig field is a flag with the field's default and choices."""
+    import argparse
+    import dataclasses
+
+    from semanticface.cli.candidates import add_arguments
+    from semanticface.preferences.candidates import CandidateConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    actions: dict = {}
+    for action in parser._actions:
+        actions.setdefault(action.dest, action)
+    for spec in dataclasses.fields(CandidateConfig):
+        action = actions[spec.name]
+        assert action.option_strings[0] == "--" + spec.name.replace("_", "-")
+        assert action.default == getattr(CandidateConfig(), spec.name)
+        assert action.choices == spec.metadata.get("choices")
+    args = parser.parse_args(["--images", "x", "--out", "y", "--temperatures", "0.5", "--no-own-output"])
+    from semanticface.cli.options import dataclass_from_arguments
+
+    config = dataclass_from_arguments(CandidateConfig, args)
+    assert config == CandidateConfig(temperatures=(0.5,), include_own_output=False)

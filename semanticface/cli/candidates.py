@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from semanticface.cli.options import add_decoding_arguments
-from semanticface.preferences.candidates import CANDIDATE_REGION_MODES
+from semanticface.cli.options import add_dataclass_arguments, add_decoding_arguments, dataclass_from_arguments
+from semanticface.preferences.candidates import CandidateConfig
 from semanticface.render import RENDERER_NAMES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -28,47 +28,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trust-remote-code", action="store_true", help="run code and use prompt templates shipped with --model"
     )
     add_decoding_arguments(parser, numbers=False)
-    parser.add_argument("--num-samples", type=int, default=4, help="model samples per image")
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 1.0])
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    # The candidate settings are CandidateConfig's fields, flag for flag (defaults, help and choices from there).
+    add_dataclass_arguments(parser, CandidateConfig)
     parser.add_argument(
-        "--num-perturbations", type=int, default=0, help="half-face perturbations of the model's own output"
-    )
-    parser.add_argument("--perturbation-scale", type=float, default=0.1)
-    parser.add_argument(
-        "--no-own-output", dest="own_output", action="store_false", help="do not offer the model's own output"
+        "--no-own-output", dest="include_own_output", action="store_false", help="= --no-include-own-output"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--region-mode", choices=CANDIDATE_REGION_MODES, default="full")
-    parser.add_argument("--max-candidates", type=int, default=6)
     parser.add_argument("--renderer", default="avatar", choices=RENDERER_NAMES, help="candidate renderer")
     parser.add_argument("--mesh-dir", help="mesh folder for --renderer mesh")
-    parser.add_argument("--render-size", type=int, default=192)
     parser.add_argument("--limit", type=int, help="use only the first N images")
-    parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from semanticface.errors import ConfigError, DatasetError
-    from semanticface.preferences.candidates import CandidateConfig, generate_candidates
+    from semanticface.preferences.candidates import generate_candidates
     from semanticface.render import get_renderer
 
-    config = CandidateConfig(
-        num_samples=args.num_samples,
-        temperatures=tuple(args.temperatures),
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        num_perturbations=args.num_perturbations,
-        include_own_output=args.own_output,
-        perturbation_scale=args.perturbation_scale,
-        region_mode=args.region_mode,
-        max_candidates=args.max_candidates,
-        render_size=args.render_size,
-    )
+    config = dataclass_from_arguments(CandidateConfig, args)
     if args.images:
         folder = Path(args.images)
         if not folder.is_dir():

@@ -57,13 +57,17 @@ class CandidateConfig:
         default="median",
         metadata={
             "help": "Number readout of the own output with decoding='forced': 'median' (as evaluation reads the model) "
-            "or 'mode'; free generation always reads greedy tokens."
+            "or 'mode'; free generation always reads greedy tokens.",
+            "choices": ("median", "mode"),
         },
     )
     perturbation_scale: float = field(default=0.1, metadata={"help": "Std of the perturbation noise."})
     region_mode: str = field(
         default="full",
-        metadata={"help": "'full', 'upper', 'lower' (candidates differ only in that half) or 'alternate'."},
+        metadata={
+            "help": "'full', 'upper', 'lower' (candidates differ only in that half) or 'alternate'.",
+            "choices": CANDIDATE_REGION_MODES,
+        },
     )
     max_candidates: int = field(default=6, metadata={"help": "At most this many candidates per item."})
     render_size: int = field(default=192, metadata={"help": "Side of rendered candidate images in pixels."})
