@@ -124,14 +124,14 @@ class FaceCoefficients:
             try:
                 name = canonical_name(raw_name)
             except UnknownChannelError:
-                split = _split_channel(raw_name)
+                split = split_channel_name(raw_name)
                 if split is not None:
-                    split_parts.setdefault(split, {})[raw_name] = _as_float(raw_value, raw_name)
+                    split_parts.setdefault(split, {})[raw_name] = as_float(raw_value, raw_name)
                     continue
                 if ignore_unknown:
                     continue
                 raise
-            value = _as_float(raw_value, raw_name)
+            value = as_float(raw_value, raw_name)
             index = CHANNEL_INDEX[name]
             if not math.isnan(values[index]):
                 raise CoefficientError(f"channel {name} is given twice (as {raw_name!r})", name)
@@ -204,7 +204,7 @@ class FaceCoefficients:
         missing = set(self.missing)
         for raw_name, value in values.items():
             name = canonical_name(raw_name)
-            array[CHANNEL_INDEX[name]] = _as_float(value, name)
+            array[CHANNEL_INDEX[name]] = as_float(value, name)
             missing.discard(name)
         return FaceCoefficients(array, frozenset(missing))
 
@@ -221,7 +221,7 @@ class FaceCoefficients:
         return f"FaceCoefficients({active}, missing={sorted(self.missing)})"
 
 
-def _as_float(value: object, name: str) -> float:
+def as_float(value: object, name: str) -> float:
     """A real number (int or float, numpy's included) as a float; anything else raises naming the channel."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise CoefficientError(f"{name} must be a number, got {type(value).__name__} {value!r:.40}", name)
@@ -245,16 +245,14 @@ def _as_vector(values: object, size: int) -> np.ndarray:
         raise CoefficientError(f"expected {size} channel values, got shape {array.shape}")
     if array.dtype.kind in "iuf":
         return array.astype(np.float64)
-    return np.array(
-        [_as_float(v.item() if isinstance(v, np.generic) else v, CHANNELS[i]) for i, v in enumerate(array)]
-    )
+    return np.array([as_float(v.item() if isinstance(v, np.generic) else v, CHANNELS[i]) for i, v in enumerate(array)])
 
 
 # ICT-FaceKit splits these midline channels into _L/_R halves; no rig splits the others (jawOpen_L is a typo).
 SPLIT_MIDLINE_CHANNELS: tuple[str, ...] = ("browInnerUp", "cheekPuff")
 
 
-def _split_channel(name: object) -> str | None:
+def split_channel_name(name: object) -> str | None:
     """The whole channel an ICT-FaceKit style half names (``browInnerUp_L`` -> ``browInnerUp``), else None."""
     if not isinstance(name, str) or not name.isascii():
         return None

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from semanticface.coefficients import FaceCoefficients, _as_float
+from semanticface.coefficients import FaceCoefficients, as_float
 from semanticface.errors import CoefficientError, DatasetError
 from semanticface.schema import CHANNELS
 
@@ -43,7 +43,7 @@ def row_to_coefficients(row: Mapping[str, Any], *, where: str = "row") -> FaceCo
             missing.append(name)
             continue
         try:
-            values[i] = _as_float(value, name)
+            values[i] = as_float(value, name)
         except CoefficientError as error:
             raise DatasetError(f"{where}: {error}") from error
     try:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from semanticface.coefficients import FaceCoefficients, _split_channel
+from semanticface.coefficients import FaceCoefficients, split_channel_name
 from semanticface.errors import DatasetError, SemanticFaceError
 from semanticface.rows import coefficients_to_row
 from semanticface.schema import is_known_name, is_mediapipe_neutral
@@ -38,7 +38,7 @@ _TIMECODE_NAME = re.compile(r"(\d{1,2})[_:\-](\d{2})[_:\-](\d{2})[_:\-](\d{2})(?
 
 def _split_half(name: str) -> bool:
     # ICT-style halves of midline channels (browInnerUp_L) are accepted and averaged by FaceCoefficients.
-    return _split_channel(name) is not None
+    return split_channel_name(name) is not None
 
 
 def _is_channel(name: str) -> bool:

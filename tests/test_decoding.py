@@ -293,18 +293,18 @@ def test_predictor_forced_decoding_gives_parsed_predictions(tiny_model_dir):
 def test_whitespace_before_a_description_is_healed_into_its_first_word(tiny):
     """BPE merges the space after 'Expression:' into the next word; the decoder must not feed it alone."""
     from semanticface.contract import FreeText, Literal
-    from semanticface.decoding.forced import _heal, _literal_ids
+    from semanticface.decoding.forced import heal_literal, literal_token_ids
     from semanticface.decoding.slots import FreeTextSlot
 
     tokenizer = tiny[1].tokenizer
     table = token_table(tokenizer)
     literal = Literal("Expression: ")
-    ids = _literal_ids(tokenizer, literal.text)
-    fed, heal = _heal(ids, literal.text, table, FreeText("expression", 80, "\nMuscle movements:\n- Brows: "))
+    ids = literal_token_ids(tokenizer, literal.text)
+    fed, heal = heal_literal(ids, literal.text, table, FreeText("expression", 80, "\nMuscle movements:\n- Brows: "))
     assert heal == " " and fed == ids[:-1]
     assert tokenizer.decode(fed) + heal == literal.text
     # Before a number nothing is held back (numbers are never merged with a space by these tokenizers).
-    assert _heal(ids, literal.text, table, Number("jawOpen", "jawOpen", 2, 0.0, 1.0)) == (ids, "")
+    assert heal_literal(ids, literal.text, table, Number("jawOpen", "jawOpen", 2, 0.0, 1.0)) == (ids, "")
     slot = FreeTextSlot(tokenizer, table, "\n", 80, 10, heal)
     first = slot.allowed()
     assert first and all(table.strings[i].startswith(" ") and table.strings[i].strip() for i in first)
@@ -380,7 +380,7 @@ def test_median_numbers_are_the_median_of_the_model_distribution():
     writes with number_estimate='median' is the median of the model's own (masked) distribution over its 101
     values, computed here by scoring every value."""
     from semanticface.contract import Literal
-    from semanticface.decoding.forced import _literal_ids
+    from semanticface.decoding.forced import literal_token_ids
 
     model, tokenizer = _text_model_and_tokenizer(split_digits=True)
     table = token_table(tokenizer)
@@ -389,7 +389,7 @@ def test_median_numbers_are_the_median_of_the_model_distribution():
         model.lm_head.weight[[zero, one]] = model.lm_head.weight[[one, zero]].clone()
     skeleton = target_skeleton(TargetConfig(target_format="coefficients"))
     assert isinstance(skeleton[0], Literal) and isinstance(skeleton[1], Number)
-    prompt = tokenizer.encode("Describe:", add_special_tokens=False) + _literal_ids(tokenizer, skeleton[0].text)
+    prompt = tokenizer.encode("Describe:", add_special_tokens=False) + literal_token_ids(tokenizer, skeleton[0].text)
     grammar = NumberGrammar(skeleton[1].minimum, skeleton[1].maximum, skeleton[1].decimals, table)
 
     def probability(text: str) -> float:

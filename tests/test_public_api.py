@@ -175,3 +175,16 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph["semanticface.schema"] = graph["semanticface.schema"] | {"semanticface.contract"}  # contract -> schema
     (cycle,) = _cycles(graph)
     assert {"semanticface.contract", "semanticface.schema"} <= set(cycle)
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("semanticface"):
+                found += [
+                    f"{path.relative_to(REPO_ROOT)}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert found == []

@@ -191,12 +191,12 @@ def test_forced_decoding_heals_and_splits_digits_with_the_real_vocabulary(tiny_r
         # Digit-split vocabulary: a value costs at most one pass per digit (at most 3); separators cost none.
         assert result.forward_passes_coefficients <= 3 * 52
     # Token healing: "Expression: " ends in a lone-space token, held back so the first word brings its space.
-    from semanticface.decoding.forced import _heal, _literal_ids
+    from semanticface.decoding.forced import heal_literal, literal_token_ids
     from semanticface.decoding.vocab import token_table
 
     skeleton = target_skeleton(TargetConfig())
-    ids = _literal_ids(processor.tokenizer, skeleton[0].text)
-    kept, heal = _heal(ids, skeleton[0].text, token_table(processor.tokenizer), skeleton[1])
+    ids = literal_token_ids(processor.tokenizer, skeleton[0].text)
+    kept, heal = heal_literal(ids, skeleton[0].text, token_table(processor.tokenizer), skeleton[1])
     assert heal == " " and kept == ids[:-1]
 
 

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require("flask", "the annotation app")
-    from semanticface.preferences.app import _host_name, make_annotation_server
+    from semanticface.preferences.app import header_host_name, make_annotation_server
     from semanticface.preferences.manifest import CandidateSet
     from semanticface.preferences.storage import RankingStore
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error})") from None
     print(f"{len(candidates)} items, rankings in {store.path}")
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else _host_name(args.host)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else header_host_name(args.host)
     print(f"open http://{shown}:{server.server_port}/?annotator=YOUR_NAME   (Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()

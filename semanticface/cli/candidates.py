@@ -64,14 +64,14 @@ def run(args: argparse.Namespace) -> int:
         ids = [_safe_id(p.stem, i) for i, p in enumerate(paths)]
         metadata: list[dict[str, Any]] = [{"source": p.name} for p in paths]
     else:
-        from semanticface.preferences.rounds import _images, load_rows
+        from semanticface.preferences.rounds import load_rows, row_images
 
         rows = load_rows(args.dataset, args.split)
         if "images" not in rows.column_names:
             raise DatasetError(f"{args.dataset}: no 'images' column")
         rows = rows.select_columns(["images"])  # the coefficient columns may be the truth: never read them
         indices = list(range(len(rows)))[: args.limit]
-        images = _images(rows, indices)
+        images = row_images(rows, indices)
         ids = [f"row-{i:06d}" for i in indices]
         metadata = [{"row": i} for i in indices]
     if not args.model:

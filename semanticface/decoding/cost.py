@@ -66,7 +66,7 @@ def forced_passes(tokenizer: Any, text: str, skeleton: list[Segment], table: Tok
     """Forward passes forced decoding needs to emit ``text`` (which must follow ``skeleton``): the prefill plus
     one per sampled token; a description field samples its tokens (the first one with the space healed back
     from the literal before) and one more token that holds the next line break."""
-    from semanticface.decoding.forced import _grammar, _heal, _literal_ids
+    from semanticface.decoding.forced import heal_literal, literal_token_ids, number_grammar
 
     table = table or token_table(tokenizer)
     match = _skeleton_regex(skeleton).fullmatch(text)
@@ -77,11 +77,11 @@ def forced_passes(tokenizer: Any, text: str, skeleton: list[Segment], table: Tok
     for position, segment in enumerate(skeleton):
         if isinstance(segment, Literal):
             following = skeleton[position + 1] if position + 1 < len(skeleton) else None
-            _, heal = _heal(_literal_ids(tokenizer, segment.text), segment.text, table, following)
+            _, heal = heal_literal(literal_token_ids(tokenizer, segment.text), segment.text, table, following)
             continue
         piece = next(pieces)
         if isinstance(segment, Number):
-            samples += _number_samples(_grammar(table, segment), piece)
+            samples += _number_samples(number_grammar(table, segment), piece)
         else:
             samples += text_tokens(tokenizer, heal + piece) + 1
             heal = ""

@@ -208,9 +208,9 @@ def forced_generate(
         heal = ""
         for position, segment in enumerate(skeleton):
             if isinstance(segment, Literal):
-                ids = _literal_ids(tokenizer, segment.text)
+                ids = literal_token_ids(tokenizer, segment.text)
                 following = skeleton[position + 1] if position + 1 < len(skeleton) else None
-                ids, heal = _heal(ids, segment.text, table, following)
+                ids, heal = heal_literal(ids, segment.text, table, following)
                 for row in range(rows):
                     pending[row].extend(ids)
                     pieces[row].append(segment.text)
@@ -218,7 +218,7 @@ def forced_generate(
                 continue
             before = batch.forward_passes
             if isinstance(segment, Number):
-                grammar = _grammar(table, segment)
+                grammar = number_grammar(table, segment)
                 slots: list[Any] = [NumberSlot(grammar, quantile) for _ in range(rows)]
             elif isinstance(segment, FreeText):
                 # max_chars tokens: a bound as loose as the field itself (a token rarely spells less than a character).
@@ -307,7 +307,7 @@ def _run_slot(
 _GRAMMARS: dict[tuple[int, float, float, int, bool, str], NumberGrammar] = {}
 
 
-def _grammar(table: TokenTable, slot: Number) -> NumberGrammar:
+def number_grammar(table: TokenTable, slot: Number) -> NumberGrammar:
     # Kept across calls: each grammar caches the allowed tokens of every trie node it has visited.
     key = (id(table), slot.minimum, slot.maximum, slot.decimals, slot.integer, slot.end)
     if key not in _GRAMMARS or _GRAMMARS[key].table is not table:
@@ -317,11 +317,11 @@ def _grammar(table: TokenTable, slot: Number) -> NumberGrammar:
     return _GRAMMARS[key]
 
 
-def _literal_ids(tokenizer: Any, text: str) -> list[int]:
+def literal_token_ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
-def _heal(ids: list[int], text: str, table: TokenTable, following: Segment | None) -> tuple[list[int], str]:
+def heal_literal(ids: list[int], text: str, table: TokenTable, following: Segment | None) -> tuple[list[int], str]:
     """Hold back a literal's trailing whitespace token when a description follows (see ``FreeTextSlot``)."""
     if not isinstance(following, FreeText) or not ids:
         return ids, ""

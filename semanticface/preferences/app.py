@@ -104,7 +104,7 @@ MAX_JSON_DEPTH = 8  # a ranking is an object of lists of lists: depth 3
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _host_name(host: str) -> str:
+def header_host_name(host: str) -> str:
     """A bind address as it appears in a Host header (IPv6 in brackets), lower-cased."""
     host = host.strip().lower()
     try:
@@ -120,7 +120,7 @@ def allowed_host_headers(bind_host: str, port: int, extra: Iterable[str] = ()) -
     (bare, too, on port 80), and each extra host (``name`` or ``name:port``; bare names get the server's port)."""
     names = {*LOOPBACK_NAMES}
     if bind_host and bind_host not in ("0.0.0.0", "::", ""):
-        names.add(_host_name(bind_host))
+        names.add(header_host_name(bind_host))
     allowed = {f"{name}:{port}" for name in names}
     if port == 80:
         allowed |= names
@@ -131,7 +131,7 @@ def allowed_host_headers(bind_host: str, port: int, extra: Iterable[str] = ()) -
         if host.rsplit(":", 1)[-1].isdigit() and not host.endswith("]"):
             allowed.add(host)
         else:
-            name = _host_name(host)
+            name = header_host_name(host)
             allowed |= {f"{name}:{port}", *([name] if port == 80 else [])}
     return frozenset(allowed)
 

@@ -145,13 +145,13 @@ def _rows_for_round(rows: Any, round_index: int, count: int) -> list[int]:
     return [((round_index - 1) * count + i) % n for i in range(min(count, n))]
 
 
-def _truths(rows: Any, indices: list[int]) -> list[Any]:
+def row_truths(rows: Any, indices: list[int]) -> list[Any]:
     from semanticface.rows import row_to_coefficients
 
     return [row_to_coefficients(rows[i], where=f"row {i}") for i in indices]
 
 
-def _images(rows: Any, indices: list[int]) -> list[Any]:
+def row_images(rows: Any, indices: list[int]) -> list[Any]:
     out = []
     for i in indices:
         images = rows[i].get("images")
@@ -172,11 +172,11 @@ def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dic
         model_path, dtype="auto", decoding=args.decoding, min_pixels=args.min_pixels, max_pixels=args.max_pixels
     )
     predictions = predictor.predict(
-        _images(rows, indices),
+        row_images(rows, indices),
         max_new_tokens=args.sample_max_new_tokens,
         number_estimate="median" if args.decoding == "forced" else "mode",
     )
-    metrics = coefficient_metrics([p.coefficients for p in predictions], _truths(rows, indices))
+    metrics = coefficient_metrics([p.coefficients for p in predictions], row_truths(rows, indices))
     return {
         "num_samples": metrics.num_samples,
         "parse_failures": metrics.num_parse_failures,
@@ -210,7 +210,7 @@ def write_candidates(model_path: str, rows: Any, indices: list[int], out_dir: Pa
     images_only = rows.select_columns(["images"])  # the coefficient columns may be the truth: never read them
     return generate_candidates(
         out_dir,
-        _images(images_only, indices),
+        row_images(images_only, indices),
         get_renderer(args.renderer, **renderer_kwargs),
         predictor=predictor,
         item_ids=[f"row-{i:06d}" for i in indices],
@@ -226,7 +226,7 @@ def annotate_round(candidates: Any, rows: Any, round_dir: Path, args: DPOScriptA
 
     store = RankingStore(round_dir / "rankings.sqlite")
     if args.annotator == "simulated":
-        truths = {item.id: _truths(rows, [int(item.metadata["row"])])[0] for item in candidates}
+        truths = {item.id: row_truths(rows, [int(item.metadata["row"])])[0] for item in candidates}
         annotator = SimulatedAnnotator(
             SimulatedAnnotatorConfig(
                 noise=args.simulated_noise, tie_threshold=args.simulated_tie_threshold, seed=args.sampling_seed
