@@ -36,7 +36,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("seconds_per_image", "s/image"),
 )
 
-Renderer = Callable[[FaceCoefficients], Any]  # returns a PIL image
+RenderFunction = Callable[[FaceCoefficients], Any]  # returns a PIL image
 
 
 def write_report(
@@ -45,7 +45,7 @@ def write_report(
     truths: Sequence[FaceCoefficients],
     *,
     images: Sequence[Any] | None = None,
-    render: Renderer | None = None,
+    render: RenderFunction | None = None,
     num_renders: int = 4,
     meta: dict[str, Any] | None = None,
     comparisons: dict[str, dict[str, Any]] | None = None,
@@ -277,7 +277,7 @@ def _plot_renders(
     results: Sequence[SystemResult],
     truths: Sequence[FaceCoefficients],
     images: Sequence[Any] | None,
-    render: Renderer,
+    render: RenderFunction,
     path: Path,
     count: int,
 ) -> Path:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -24,14 +24,11 @@ from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import TargetConfig, render_target
 from semanticface.errors import ConfigError
 from semanticface.preferences.manifest import REGION_MODES, Candidate, CandidateSet, Item
+from semanticface.render import Renderer
 from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, FACE_HALVES
 
 CANDIDATE_REGION_MODES = (*REGION_MODES, "alternate")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # whole string: .fullmatch
-
-
-class Renderer(Protocol):
-    def render(self, coefficients: FaceCoefficients, *, identity: Any = 0, size: int = 256) -> Image.Image: ...
 
 
 @dataclass
