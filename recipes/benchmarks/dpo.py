@@ -275,7 +275,7 @@ def dpo_round(
     training = DPOConfig(
         output_dir=str(out / "trainer"), max_steps=args.dpo_steps, per_device_train_batch_size=args.dpo_batch_size,
         learning_rate=learning_rate, beta=beta, loss_type=[args.loss_type], max_length=None, report_to=[],
-        save_strategy="no", use_cpu=True, bf16=False, logging_steps=10, seed=seed, gradient_checkpointing=False,
+        save_strategy="no", use_cpu=True, bf16=False, logging_steps=10, seed=seed, activation_checkpointing=False,
         precompute_ref_log_probs=False, dataloader_num_workers=0,
     )  # fmt: skip
     if not (model_dir / "semanticface_config.json").is_file():
