@@ -190,6 +190,8 @@ def test_recipe_configs_parse(name):
     assert not training_args.precompute_ref_log_probs and training_args.beta > 0
     # The SFT configs' name for gradient checkpointing (transformers' current one), not the deprecated alias.
     assert "activation_checkpointing:" in config.read_text() and "gradient_checkpointing:" not in config.read_text()
+    on = name != "dpo_quickstart.yaml"  # the YAML value wins over TRL's default (True)
+    assert training_args.activation_checkpointing is on and training_args.gradient_checkpointing is on
 
 
 _MISSPELT = {
