@@ -94,7 +94,8 @@ class DistillScriptArguments:
         },
     )
     template_dir: str | None = field(
-        default=None, metadata={"help": "Directory of Jinja templates overriding the shipped prompts/ ones."}
+        default=None,
+        metadata={"help": "Directory of Jinja templates overriding the shipped semanticface/templates/ ones."},
     )
     block_style: str = field(
         default="json",
