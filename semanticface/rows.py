@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,3 +65,29 @@ def dataset_coefficients(dataset: Any) -> list[FaceCoefficients]:
         row_to_coefficients({c: table[c][i] for c in COEFFICIENT_COLUMNS}, where=f"row {i}")
         for i in range(len(dataset))
     ]
+
+
+def open_dataset(name: str | Path, *, config: str | None = None) -> Any:
+    """A ``datasets.Dataset`` or ``DatasetDict`` in the row layout: a ``save_to_disk`` folder, a data folder or
+    file ``datasets.load_dataset`` reads, or a Hub dataset id. Every failure is a :class:`DatasetError` naming it.
+    The one dataset loader of training, evaluation and the preference rounds."""
+    import datasets
+
+    path = Path(name)
+    try:
+        if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()):
+            return datasets.load_from_disk(str(path))
+        return datasets.load_dataset(str(name), config)
+    except Exception as error:  # missing files, Hub/network and format errors all mean the same to the user
+        raise DatasetError(f"cannot load dataset {str(name)!r}: {error}") from error
+
+
+def dataset_split(loaded: Any, split: str, name: str | Path) -> Any:
+    """Split ``split`` of what :func:`open_dataset` returned (a single ``Dataset`` is every split)."""
+    import datasets
+
+    if isinstance(loaded, datasets.Dataset):
+        return loaded
+    if split not in loaded:
+        raise DatasetError(f"dataset {str(name)!r} has no split {split!r} (it has {', '.join(loaded)})")
+    return loaded[split]

@@ -33,7 +33,7 @@ from semanticface.evaluation.scoring import (
     scored_rows,
 )
 from semanticface.evaluation.stats import save_per_image_errors
-from semanticface.rows import dataset_coefficients
+from semanticface.rows import dataset_coefficients, dataset_split, open_dataset
 from semanticface.schema import BLENDSHAPES
 
 Render = Callable[[FaceCoefficients], Any]
@@ -71,19 +71,10 @@ def load_split(dataset: str | Path, split: str) -> tuple[Any, Any | None]:
     """``(eval split, train split or None)`` of a dataset saved with ``save_to_disk``, a data folder or a Hub id."""
     import datasets
 
-    path = Path(dataset)
-    try:
-        if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()):
-            loaded = datasets.load_from_disk(str(path))
-        else:
-            loaded = datasets.load_dataset(str(dataset))
-    except (FileNotFoundError, ValueError, OSError) as error:
-        raise DatasetError(f"cannot load dataset {str(dataset)!r}: {error}") from error
+    loaded = open_dataset(dataset)
     if isinstance(loaded, datasets.Dataset):
         return loaded, None
-    if split not in loaded:
-        raise DatasetError(f"dataset {str(dataset)!r} has no split {split!r} (it has {', '.join(loaded)})")
-    return loaded[split], loaded["train"] if "train" in loaded and split != "train" else None
+    return dataset_split(loaded, split, dataset), loaded["train"] if "train" in loaded and split != "train" else None
 
 
 def dataset_images(dataset: Any) -> list[Any]:

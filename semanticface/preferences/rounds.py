@@ -28,6 +28,7 @@ from semanticface.inference import DECODING_MODES
 from semanticface.preferences.candidates import CANDIDATE_REGION_MODES
 from semanticface.preferences.export import PAIR_MODES
 from semanticface.render import RENDERER_NAMES
+from semanticface.rows import dataset_split, open_dataset
 
 if TYPE_CHECKING:
     from trl import DPOConfig, ModelConfig
@@ -126,15 +127,8 @@ class DPOScriptArguments:
 
 
 def load_rows(name: str, split: str) -> Any:
-    """A saved (``save_to_disk``) dataset directory or a Hub dataset id."""
-    from datasets import DatasetDict, load_dataset, load_from_disk
-
-    data = load_from_disk(name) if Path(name).exists() else load_dataset(name)
-    if isinstance(data, DatasetDict):
-        if split not in data:
-            raise DatasetError(f"{name}: no split {split!r} (has {', '.join(data)})")
-        data = data[split]
-    return data
+    """Split ``split`` of a saved (``save_to_disk``) dataset directory, a data folder or a Hub dataset id."""
+    return dataset_split(open_dataset(name), split, name)
 
 
 def _rows_for_round(rows: Any, round_index: int, count: int) -> list[int]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from semanticface.errors import DatasetError
+from semanticface.rows import dataset_split, open_dataset
 from semanticface.training.config import DistillScriptArguments
 
 
@@ -42,26 +42,11 @@ def load_rows(args: DistillScriptArguments) -> tuple[Any, Any | None]:
     if args.synthetic:
         return synthetic_rows(args)
     name = str(args.dataset_name)
-    if Path(name).is_dir():
-        try:
-            loaded = datasets.load_from_disk(name)
-        except FileNotFoundError as error:
-            raise DatasetError(f"{name}: not a dataset saved with save_to_disk ({error})") from error
-    else:
-        try:
-            loaded = datasets.load_dataset(name, args.dataset_config)
-        except Exception as error:  # Hub/network/format errors all mean the same to the user
-            raise DatasetError(f"cannot load dataset {name!r}: {error}") from error
+    loaded = open_dataset(name, config=args.dataset_config)
     if isinstance(loaded, datasets.Dataset):
         return loaded, None
-    if args.dataset_train_split not in loaded:
-        raise DatasetError(f"{name}: no split {args.dataset_train_split!r} (has {', '.join(loaded)})")
-    test = None
-    if args.dataset_test_split is not None:
-        if args.dataset_test_split not in loaded:
-            raise DatasetError(f"{name}: no split {args.dataset_test_split!r} (has {', '.join(loaded)})")
-        test = loaded[args.dataset_test_split]
-    return loaded[args.dataset_train_split], test
+    test = None if args.dataset_test_split is None else dataset_split(loaded, args.dataset_test_split, name)
+    return dataset_split(loaded, args.dataset_train_split, name), test
 
 
 def split_rows(train: Any, test: Any | None, args: DistillScriptArguments, *, seed: int) -> tuple[Any, Any | None]:
