@@ -136,3 +136,12 @@ def test_candidates_flags_are_the_candidate_config_fields():
 
     config = dataclass_from_arguments(CandidateConfig, args)
     assert config == CandidateConfig(temperatures=(0.5,), include_own_output=False)
+
+
+def test_candidates_reads_images_like_predict(tmp_path, capsys):
+    """--images goes through images.read_image: a damaged file is a clean error naming it."""
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert main(["candidates", "--images", str(folder), "--out", str(tmp_path / "c"), "--model", "m"]) == 1
+    assert "broken.png" in capsys.readouterr().err

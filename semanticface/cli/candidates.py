@@ -40,9 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from semanticface.errors import ConfigError, DatasetError
+    from semanticface.images import read_image
     from semanticface.preferences.candidates import generate_candidates
     from semanticface.render import get_renderer
 
@@ -54,13 +53,7 @@ def run(args: argparse.Namespace) -> int:
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]
         if not paths:
             raise DatasetError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-        images = []
-        for path in paths:
-            try:
-                with Image.open(path) as image:
-                    images.append(image.convert("RGB"))
-            except OSError as error:
-                raise DatasetError(f"{path}: cannot read image ({error})") from None
+        images = [read_image(path) for path in paths]  # upright, 8-bit RGB; ImageReadError names a bad file
         ids = [_safe_id(p.stem, i) for i, p in enumerate(paths)]
         metadata: list[dict[str, Any]] = [{"source": p.name} for p in paths]
     else:
