@@ -94,7 +94,10 @@ class FramePool:
             paths += [Path(m) for m in matches]
         if not paths:
             raise DatasetError("no Live Link Face recordings given")
-        arrays, origins, takes, frames = [], [], [], []
+        arrays: list[np.ndarray] = []
+        origins: list[str] = []
+        takes: list[np.ndarray] = []
+        frames: list[np.ndarray] = []
         for path in paths:
             if not path.is_file():
                 raise DatasetError(f"{path}: Live Link Face CSV not found")

@@ -163,8 +163,7 @@ def training_batch(processor: Any, faces: list[FaceCoefficients], images: list[I
 def train_setting(checkpoint: Path, mode: str, batch_sizes: list[int], steps: int, *, tiny: bool) -> list[dict]:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from semanticface.modeling import vision_module_names
-    from semanticface.training.setup import vision_exclude_pattern
+    from semanticface.modeling import vision_exclude_pattern, vision_module_names
 
     model, processor = load(checkpoint, quantization="4bit" if mode == "qlora" else None, tiny=tiny)
     for name in vision_module_names(model):

@@ -79,7 +79,7 @@ class DistillTrainer(SFTTrainer):
         loss = -(outputs.log_probs * weights).sum() / torch.as_tensor(num_tokens).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if model.training else "eval"
         valid = outputs.label_mask.sum()
         if valid > 0:
             self._metrics[mode]["mean_token_accuracy"].append((outputs.is_top1.sum() / valid).item())
