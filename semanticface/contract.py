@@ -80,8 +80,7 @@ class TargetConfig:
         default="arkit", metadata={"help": "Key spelling in the block: arkit, llf, mediapipe or suffix."}
     )
     template_dir: str | None = field(
-        default=None,
-        metadata={"help": "Directory of Jinja templates overriding the shipped semanticface/templates/ ones."},
+        default=None, metadata={"help": "Directory of Jinja templates overriding the shipped prompts/ ones."}
     )
     block_style: str = field(
         default="json",

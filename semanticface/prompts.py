@@ -1,6 +1,6 @@
 """Jinja templates that lay out descriptions, training targets and the VLM's system/user prompts.
 
-Templates live in ``semanticface/templates/`` (package data).
+Templates live in ``prompts/`` at the repository root (``semanticface/_prompts`` inside an installed wheel).
 A user directory given as ``template_dir`` is searched first, so a user can override any one template by name.
 Templates only lay strings out; every decision is made in Python (``semanticface.semantics``).
 
@@ -26,11 +26,14 @@ TEMPLATE_NAMES = ("description.j2", "target.j2", "system.j2", "user.j2")
 
 
 def default_template_dir() -> Path:
-    """The shipped templates: ``semanticface/templates`` (package data, in a checkout and an installed wheel)."""
-    folder = Path(__file__).resolve().parent / "templates"
-    if not (folder / "target.j2").is_file():
-        raise ConfigError(f"the default prompt templates are missing from {folder} (a broken install?)")
-    return folder
+    """The shipped templates: ``semanticface/_prompts`` when installed, else ``<repo>/prompts``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_prompts", here.parent / "prompts"):
+        if (candidate / "target.j2").is_file():
+            return candidate
+    raise ConfigError(
+        f"the default prompt templates are missing (looked in {here / '_prompts'} and {here.parent / 'prompts'})"
+    )
 
 
 @functools.lru_cache(maxsize=16)

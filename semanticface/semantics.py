@@ -2,7 +2,7 @@
 
 ``describe`` derives, deterministically and in Python only, (1) an expression category from EMFACS-style rules
 over FACS action units, (2) per-region muscle movements with intensity words, (3) an emotion cue and (4) the
-symmetry of the face. Templates in ``semanticface/templates/`` only lay the resulting strings out (see ``semanticface.prompts``).
+symmetry of the face. Templates in ``prompts/`` only lay the resulting strings out (see ``semanticface.prompts``).
 """
 
 from __future__ import annotations

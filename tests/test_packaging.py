@@ -47,7 +47,7 @@ def test_wheel_contains_templates_and_static_files(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("semanticface-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    templates = list((REPO_ROOT / "semanticface" / "templates").glob("*.j2"))
-    assert templates and all(f"semanticface/templates/{t.name}" in names for t in templates)
+    for template in (REPO_ROOT / "prompts").glob("*.j2"):
+        assert f"semanticface/_prompts/{template.name}" in names
     assert any(n.startswith("semanticface/preferences/static/") for n in names)
     assert any(n.startswith("semanticface/preferences/templates/") for n in names)

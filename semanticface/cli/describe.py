@@ -18,9 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key-dialect", default="arkit", choices=["arkit", "llf", "mediapipe", "suffix"], help="key spelling"
     )
-    parser.add_argument(
-        "--template-dir", default=None, help="directory of Jinja templates overriding semanticface/templates/"
-    )
+    parser.add_argument("--template-dir", default=None, help="directory of Jinja templates overriding prompts/")
     parser.add_argument(
         "--block-style", default="json", choices=["json", "compact"], help="coefficient block (default json)"
     )

@@ -94,8 +94,7 @@ class DistillScriptArguments:
         },
     )
     template_dir: str | None = field(
-        default=None,
-        metadata={"help": "Directory of Jinja templates overriding the shipped semanticface/templates/ ones."},
+        default=None, metadata={"help": "Directory of Jinja templates overriding the shipped prompts/ ones."}
     )
     block_style: str = field(
         default="json",
