@@ -120,6 +120,7 @@ def test_tiny_real_vocab_model_trains_decodes_parses_and_evaluates(tiny_real_voc
     from semanticface.cli import main as cli_main
     from semanticface.inference import SemanticFacePredictor
     from semanticface.training.config import DistillScriptArguments
+    from semanticface.training.vision_pretrain import VisionPretrainConfig
 
     config = json.loads((tiny_real_vocab_dir / "config.json").read_text())
     assert config["architectures"] == ["Qwen3VLForConditionalGeneration"]
@@ -130,13 +131,13 @@ def test_tiny_real_vocab_model_trains_decodes_parses_and_evaluates(tiny_real_voc
         "--config", str(REPO / "recipes" / "configs" / "quickstart.yaml"),
         "--model_name_or_path", str(tiny_real_vocab_dir),
         "--synthetic", "false", "--dataset_name", str(faces_dir), "--dataset_test_split", "validation",
-        "--output_dir", str(out), "--block_style", "compact",
+        "--output_dir", str(out), "--block_style", "compact", "--target_format", "semantic",
         "--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "all-linear", "--freeze_vision_tower", "true",
         "--max_steps", "2", "--per_device_train_batch_size", "1", "--learning_rate", "3e-3", "--warmup_steps", "0",
         "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no", "--eval_generate_samples", "0",
     ]  # fmt: skip
-    script_args, training_args, model_args = TrlParser(
-        (DistillScriptArguments, SFTConfig, ModelConfig)
+    script_args, _, training_args, model_args = TrlParser(
+        (DistillScriptArguments, VisionPretrainConfig, SFTConfig, ModelConfig)
     ).parse_args_and_config(args=argv)
     trainer = _recipe().main(script_args, training_args, model_args)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
