@@ -11,6 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from semanticface.coefficients import FaceCoefficients
+from semanticface.schema import CHANNELS
+
 
 def environment() -> dict[str, Any]:
     """Machine, library versions and the code's commit: enough to tell two reports' conditions apart."""
@@ -58,3 +63,25 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
     scratch.write_text(json.dumps(report, indent=2, default=str) + "\n")
     scratch.replace(path)
     return path
+
+
+def expression_source(shared_llf: Path) -> str:
+    """``llf`` when the real captures are there, else ``sparse`` random draws (said aloud: figures then differ)."""
+    if any(shared_llf.glob("*.csv")):
+        return "llf"
+    print(f"WARNING: no Live Link Face captures at {shared_llf}: expressions are sparse random draws", flush=True)
+    return "sparse"
+
+
+def coefficient_values(coefficients: FaceCoefficients) -> list[float | None]:
+    """A prediction as JSON-ready values in channel order (None = missing), for stored stage results."""
+    return [None if name in coefficients.missing else float(v) for name, v in zip(CHANNELS, coefficients.values)]
+
+
+def coefficients_from_values(values: list[float | None] | None) -> FaceCoefficients | None:
+    """The inverse of :func:`coefficient_values`; a shorter list (e.g. 52 blendshapes) leaves the rest missing."""
+    if values is None:
+        return None
+    padded = list(values) + [None] * (len(CHANNELS) - len(values))
+    missing = frozenset(name for name, v in zip(CHANNELS, padded) if v is None)
+    return FaceCoefficients(np.asarray([0.0 if v is None else v for v in padded], dtype=np.float64), missing)

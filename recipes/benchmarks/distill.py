@@ -37,7 +37,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import new_report, peak_rss_mb, write_report  # noqa: E402
+from common import (  # noqa: E402
+    coefficient_values,
+    coefficients_from_values,
+    expression_source,
+    new_report,
+    peak_rss_mb,
+    write_report,
+)
 
 from semanticface.coefficients import FaceCoefficients  # noqa: E402
 from semanticface.evaluation.scoring import per_image_errors, reference_median, score_system  # noqa: E402
@@ -209,9 +216,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    source = "llf" if any(SHARED_LLF.glob("*.csv")) else "sparse"
-    if source != "llf":
-        print(f"WARNING: no Live Link Face captures at {SHARED_LLF}: expressions are sparse random draws", flush=True)
+    source = expression_source(SHARED_LLF)
     data = render(args, seed, source, out / "data")
     splits = datasets.load_from_disk(str(data))
     test = splits["test"].select(range(min(args.test_limit, len(splits["test"]))))
@@ -249,7 +254,9 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
                 begin = time.perf_counter()
                 outputs = predictor.predict(test_images, batch_size=16, max_new_tokens=1024, number_estimate=numbers)
                 result[readout] = {
-                    "values": [None if o.coefficients is None else _values(o.coefficients) for o in outputs],
+                    "values": [
+                        None if o.coefficients is None else coefficient_values(o.coefficients) for o in outputs
+                    ],
                     "decode_s": round(time.perf_counter() - begin, 1),
                     "example": outputs[0].raw_text[-300:],
                 }
@@ -278,25 +285,6 @@ def trainer_target(spec: str) -> Any:
     return TargetConfig(target_format=target_format, block_style=block_style)
 
 
-def _values(coefficients: FaceCoefficients) -> list[float | None]:
-    return [None if name in coefficients.missing else float(v) for name, v in zip(_channels(), coefficients.values)]
-
-
-def _channels() -> tuple[str, ...]:
-    from semanticface.schema import CHANNELS
-
-    return CHANNELS
-
-
-def _coefficients(values: list[float | None] | None) -> FaceCoefficients | None:
-    if values is None:
-        return None
-    names = _channels()
-    full = [0.0 if v is None else v for v in values] + [0.0] * (len(names) - len(values))
-    missing = frozenset(n for n, v in zip(names, values + [None] * (len(names) - len(values))) if v is None)
-    return FaceCoefficients(np.asarray(full, dtype=np.float64), missing)
-
-
 def score_seed(seed_result: dict[str, Any], out: Path) -> dict[str, Any]:
     """Every system scored on the same rows and cells; per-image errors saved to ``out/errors.jsonl``."""
     from semanticface.evaluation.baselines import ConstantMeanBaseline
@@ -309,7 +297,9 @@ def score_seed(seed_result: dict[str, Any], out: Path) -> dict[str, Any]:
         "mean_constant": [mean] * len(truths),
         "neutral": [FaceCoefficients.neutral()] * len(truths),
     }
-    systems.update({name: [_coefficients(v) for v in values] for name, values in seed_result["predictions"].items()})
+    systems.update(
+        {name: [coefficients_from_values(v) for v in values] for name, values in seed_result["predictions"].items()}
+    )
     scored, errors = {}, {}
     path = out / "errors.jsonl"
     path.unlink(missing_ok=True)

@@ -42,8 +42,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import new_report, peak_rss_mb, write_report  # noqa: E402
-from distill import _coefficients, _values, stage  # noqa: E402
+from common import (  # noqa: E402
+    coefficient_values,
+    coefficients_from_values,
+    expression_source,
+    new_report,
+    peak_rss_mb,
+    write_report,
+)
+from distill import stage  # noqa: E402
 
 from semanticface.evaluation.scoring import per_image_errors, reference_median, score_system  # noqa: E402
 from semanticface.evaluation.stats import mean_se, paired_bootstrap_ci, save_per_image_errors  # noqa: E402
@@ -167,11 +174,13 @@ def predict_median(model_dir: Path, images: list[Any]) -> list[list[float | None
 
     predictor = SemanticFacePredictor.from_pretrained(model_dir, dtype="float32", device="cpu", decoding="forced")
     outputs = predictor.predict(images, batch_size=16, max_new_tokens=1024, number_estimate="median")
-    return [None if o.coefficients is None else _values(o.coefficients) for o in outputs]
+    return [None if o.coefficients is None else coefficient_values(o.coefficients) for o in outputs]
 
 
 def mae_of(values: list[Any], truths: list[Any], fill: Any) -> float:
-    return float(score_system("x", [_coefficients(v) for v in values], truths, fill=fill).metrics.overall.mae)
+    return float(
+        score_system("x", [coefficients_from_values(v) for v in values], truths, fill=fill).metrics.overall.mae
+    )
 
 
 def sft(args: argparse.Namespace, seed: int, data: Path, base: Path, out: Path, steps: int) -> str:
@@ -329,9 +338,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     begin = time.perf_counter()
-    source = "llf" if any(SHARED_LLF.glob("*.csv")) else "sparse"
-    if source != "llf":
-        print(f"WARNING: no Live Link Face captures at {SHARED_LLF}: expressions are sparse random draws", flush=True)
+    source = expression_source(SHARED_LLF)
     data = render(args, seed, source, out / "data")
     splits = datasets.load_from_disk(str(data))
     train, validation = splits["train"], splits["validation"]
@@ -345,15 +352,15 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
         train_labels = pseudo_label(args, train, seed)
         test_labels = pseudo_label(args, test, seed + 10_000)
         return {
-            "train": [None if c is None else _values(c) for c in train_labels],
-            "test": [None if c is None else _values(c) for c in test_labels],
+            "train": [None if c is None else coefficient_values(c) for c in train_labels],
+            "test": [None if c is None else coefficient_values(c) for c in test_labels],
             "seconds": round(time.perf_counter() - start, 1),
         }
 
     labelled = stage(out / "pseudo_labels.json", labels)
     pseudo_dir = out / "pseudo_data"
     if not (pseudo_dir / "dataset_dict.json").is_file():
-        train_labels = [_coefficients(v) for v in labelled["train"]]
+        train_labels = [coefficients_from_values(v) for v in labelled["train"]]
         pseudo_train = relabelled(train, train_labels)
         cut = max(1, len(pseudo_train) // 20)
         datasets.DatasetDict(
@@ -385,7 +392,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     val_pred = stage(out / "sft_pseudo_validation.json", lambda: predict_median(Path(sft_pseudo), val_images))
     gate = {
         "sft_pseudo_validation_mae": mae_of(val_pred, val_truths, median),
-        "median_constant_validation_mae": mae_of([_values(median)] * len(val_truths), val_truths, median),
+        "median_constant_validation_mae": mae_of([coefficient_values(median)] * len(val_truths), val_truths, median),
     }
     gate["passed"] = gate["sft_pseudo_validation_mae"] < gate["median_constant_validation_mae"]
     gate["enforced"] = not args.no_gate
@@ -476,7 +483,9 @@ def score_seed(seed_result: dict[str, Any], out: Path, biased: tuple[str, ...]) 
     truths = seed_result["test"]
     median = reference_median(seed_result["train"], truths).median
     systems = {"median_constant": [median] * len(truths)}
-    systems.update({name: [_coefficients(v) for v in values] for name, values in seed_result["predictions"].items()})
+    systems.update(
+        {name: [coefficients_from_values(v) for v in values] for name, values in seed_result["predictions"].items()}
+    )
     scored, errors = {}, {}
     path = out / "errors.jsonl"
     path.unlink(missing_ok=True)

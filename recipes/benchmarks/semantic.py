@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import new_report, peak_rss_mb, write_report  # noqa: E402
-from distill import READOUTS, SHARED_LLF, _coefficients, _values, compare, distil, stage  # noqa: E402
+from common import coefficient_values, coefficients_from_values, new_report, peak_rss_mb, write_report  # noqa: E402
+from distill import READOUTS, SHARED_LLF, compare, distil, stage  # noqa: E402
 
 from semanticface.coefficients import FaceCoefficients  # noqa: E402
 from semanticface.evaluation.consistency import consistency  # noqa: E402
@@ -276,7 +276,7 @@ def decode(model: Any, processor: Any, target: Any, images: list[Any], max_new_t
         predictor = SemanticFacePredictor(model, processor, target_config=target, decoding=decoding)
         outputs = predictor.predict(images, batch_size=16, max_new_tokens=max_new_tokens, number_estimate=numbers)
         result[readout] = {
-            "values": [None if o.coefficients is None else _values(o.coefficients) for o in outputs],
+            "values": [None if o.coefficients is None else coefficient_values(o.coefficients) for o in outputs],
             "descriptions": [o.description for o in outputs],
         }
     model.train(was_training)
@@ -402,7 +402,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
 
         def detect() -> dict[str, Any]:
             baseline = MediaPipeBaseline(args.mediapipe_model)
-            return {name: [None if c is None else _values(c) for c in baseline.predict(images)]
+            return {name: [None if c is None else coefficient_values(c) for c in baseline.predict(images)]
                     for name, images in tests.items()}  # fmt: skip
 
         result["mediapipe"] = stage(out / "mediapipe.json", detect)
@@ -446,14 +446,14 @@ def score_seed(seed_result: dict[str, Any], out: Path) -> dict[str, Any]:
             for test_name, readouts in tests.items():
                 for readout, decoded in readouts.items():
                     name = f"{key}@{fraction}|{test_name}|{readout}"
-                    predictions = [_coefficients(v) for v in decoded["values"]]
+                    predictions = [coefficients_from_values(v) for v in decoded["values"]]
                     add(name, predictions)
                     q = description_quality(decoded["descriptions"], truths)
                     if q.compared:  # outputs with a description (not coefficients-only, not the filler)
                         c = consistency(decoded["descriptions"], predictions)
                         quality[name] = {**q.to_extra(), "compared": q.compared, "description_consistency": c.rate}
     for test_name, values in seed_result.get("mediapipe", {}).items():
-        predictions = [_coefficients(v) for v in values]
+        predictions = [coefficients_from_values(v) for v in values]
         add(f"mediapipe|{test_name}", predictions)
         detected = np.array([p is not None for p in predictions])
         errors[f"mediapipe_detected|{test_name}"] = errors[f"mediapipe|{test_name}"][detected]
