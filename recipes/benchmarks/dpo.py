@@ -74,11 +74,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI smoke: tiny data and steps, 1 seed, gate reported")
     parser.add_argument("--labeller", choices=("simulated", "mediapipe"), default="simulated")
     parser.add_argument("--annotator", choices=("pixels", "oracle"), default="pixels")
+    parser.add_argument(
+        "--source",
+        choices=("prototype", "llf"),
+        default="prototype",
+        help="expressions: basic-emotion prototypes (the quickstart's: the tiny model reads them) or the real Live "
+        "Link Face captures (subtle: at this scale the tiny model does not beat the constant on them, see "
+        "benchmarks/distill.py's report, so the gate stops the run)",
+    )
     parser.add_argument("--samples", type=int, default=3000, help="faces rendered over all splits")
     parser.add_argument("--identities", type=int, default=60)
     parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--vision-pretrain-steps", type=int, default=3000)
-    parser.add_argument("--max-steps", type=int, default=800, help="SFT steps (pseudo-labels, truth)")
+    parser.add_argument("--vision-pretrain-steps", type=int, default=10000)
+    parser.add_argument("--max-steps", type=int, default=700, help="SFT steps (pseudo-labels, truth)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--format", default="coefficients")
@@ -90,6 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dpo-batch-size", type=int, default=8)
     parser.add_argument("--betas", type=float, nargs="+", default=[0.1, 0.5])
     parser.add_argument("--dpo-learning-rates", type=float, nargs="+", default=[1e-4, 5e-4])
+    parser.add_argument(
+        "--sweep-seeds", type=int, default=1, help="seeds that sweep betas x learning rates (later seeds reuse it)"
+    )
     parser.add_argument("--loss-type", default="sigmoid", help="TRL DPOConfig.loss_type (sigmoid, ipo, ...)")
     parser.add_argument("--rpo-alpha", type=float, default=None, help="weight of TRL's 'sft' loss (RPO)")
     parser.add_argument("--validation-limit", type=int, default=60, help="validation faces for the gate and sweep")
@@ -220,8 +231,13 @@ def dpo_round(
     out: Path,
     beta: float,
     learning_rate: float,
+    work: Path | None = None,
 ) -> dict[str, Any]:
-    """Candidates from ``model`` on round r's rows, ranked, exported and trained; the model lands in out/model."""
+    """Candidates from ``model`` on round r's rows, ranked, exported and trained; the model lands in out/model.
+
+    Candidates and rankings live in ``work`` (default ``out``): the round-1 sweep shares one set, since every
+    setting starts from the same model on the same rows."""
+    work = out if work is None else work
     from trl import DPOConfig, ModelConfig
 
     from semanticface.contract import TargetConfig
@@ -243,7 +259,7 @@ def dpo_round(
     n = len(rows)
     indices = [((r - 1) * args.items_per_round + i) % n for i in range(min(args.items_per_round, n))]
     images_only = rows.select_columns(["images"])  # candidates never see a coefficient column
-    candidates_dir = out / "candidates"
+    candidates_dir = work / "candidates"
     if (candidates_dir / MANIFEST_NAME).is_file():
         candidates = CandidateSet.load(candidates_dir)
     else:
@@ -269,12 +285,14 @@ def dpo_round(
         )
     # Truths are read here only for the oracle and for measuring (headroom, agreement), never for candidates.
     truths = {item.id: dataset_coefficients(rows.select([int(item.metadata["row"])]))[0] for item in candidates}
-    oracle_store = RankingStore(out / "oracle.sqlite")
-    SimulatedAnnotator(SimulatedAnnotatorConfig(name="oracle")).annotate(candidates, truths, oracle_store)
+    oracle_store = RankingStore(work / "oracle.sqlite")
+    if not oracle_store.rankings():  # the round-1 sweep ranks its shared candidates once
+        SimulatedAnnotator(SimulatedAnnotatorConfig(name="oracle")).annotate(candidates, truths, oracle_store)
     if args.annotator == "pixels":
-        store = RankingStore(out / "pixels.sqlite")
-        identity_rows = rows.select_columns(["identity"])
-        PixelAnnotator(renderer).annotate(candidates, identities_from_rows(candidates, identity_rows), store)
+        store = RankingStore(work / "pixels.sqlite")
+        if not store.rankings():
+            identity_rows = rows.select_columns(["identity"])
+            PixelAnnotator(renderer).annotate(candidates, identities_from_rows(candidates, identity_rows), store)
     else:
         store = oracle_store
     rankings = store.rankings()
@@ -310,6 +328,18 @@ def dpo_round(
     }
 
 
+def chosen_setting(root: Path, sweep_seeds: int) -> tuple[float, float]:
+    """The (beta, learning rate) the sweep seeds chose most often (ties: the first seed's)."""
+    votes: list[tuple[float, float]] = []
+    for k in range(sweep_seeds):
+        path = root / f"seed{k}" / "round_1_chosen.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: the sweep seeds (0..{sweep_seeds - 1}) run before the others")
+        chosen = json.loads(path.read_text())
+        votes.append((float(chosen["beta"]), float(chosen["learning_rate"])))
+    return max(votes, key=lambda v: (votes.count(v), -votes.index(v)))
+
+
 def best_of_n_rows(round_dir: Path, rows: Any, annotator: str) -> Any:
     """Round rows with the annotator's best candidate as their coefficients (the best-of-n SFT data)."""
     from datasets import Dataset
@@ -338,7 +368,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     begin = time.perf_counter()
-    source = expression_source(SHARED_LLF)
+    source = expression_source(SHARED_LLF) if args.source == "llf" else "prototype"
     data = render(args, seed, source, out / "data")
     splits = datasets.load_from_disk(str(data))
     train, validation = splits["train"], splits["validation"]
@@ -405,22 +435,30 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
         if gate["enforced"]:
             raise SystemExit(message + "; stopping (more --vision-pretrain-steps or --max-steps, or --no-gate)")
 
-    # Round 1: a small sweep of beta x learning rate, chosen on the validation split; later rounds reuse it.
+    # Round 1: a small sweep of beta x learning rate on the first --sweep-seeds seeds, chosen on the validation
+    # split (never test); later rounds and later seeds reuse the choice.
     rounds: dict[str, Any] = {}
     model = sft_pseudo
     sweep = []
-    for beta in args.betas:
-        for lr in args.dpo_learning_rates:
-            name = f"round_1_beta{beta}_lr{lr}"
-            result = stage(
-                out / f"{name}.json",
-                lambda b=beta, rate=lr, n=name: dpo_round(args, seed, 1, model, train, out / n, b, rate),
-            )
-            val = stage(out / f"{name}_validation.json", lambda m=result["model"]: predict_median(Path(m), val_images))
-            sweep.append({**result, "validation_mae": mae_of(val, val_truths, median), "dir": name})
+    settings = [(b, lr) for b in args.betas for lr in args.dpo_learning_rates]
+    if seed >= args.sweep_seeds:
+        settings = [chosen_setting(out.parent, args.sweep_seeds)]
+    for beta, lr in settings:
+        name = f"round_1_beta{beta}_lr{lr}"
+        result = stage(
+            out / f"{name}.json",
+            lambda b=beta, rate=lr, n=name: dpo_round(
+                args, seed, 1, model, train, out / n, b, rate, work=out / "round_1_candidates"
+            ),
+        )
+        val = stage(out / f"{name}_validation.json", lambda m=result["model"]: predict_median(Path(m), val_images))
+        sweep.append({**result, "validation_mae": mae_of(val, val_truths, median), "dir": name})
     chosen = min(sweep, key=lambda s: s["validation_mae"])
     rounds["dpo_round_1"] = {**chosen, "sweep": [{k: s[k] for k in ("beta", "learning_rate", "validation_mae")}
                                                   for s in sweep]}  # fmt: skip
+    (out / "round_1_chosen.json").write_text(
+        json.dumps({"beta": chosen["beta"], "learning_rate": chosen["learning_rate"]})
+    )
     model = chosen["model"]
     for r in range(2, ROUNDS + 1):
         result = stage(
@@ -437,7 +475,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     continued = sft(args, seed, pseudo_dir, Path(sft_pseudo), out / "continued_sft", dpo_steps_total)
     best_dir = out / "best_of_n_data"
     if not (best_dir / "dataset_dict.json").is_file():
-        best = best_of_n_rows(out / chosen["dir"], train, args.annotator)
+        best = best_of_n_rows(out / "round_1_candidates", train, args.annotator)
         datasets.DatasetDict({"train": best, "validation": best.select(range(min(2, len(best))))}).save_to_disk(
             str(best_dir)
         )
