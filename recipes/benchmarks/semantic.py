@@ -2,8 +2,9 @@
 
 Per seed (built on ``benchmarks/distill.py``: its data split, recipe path, scoring and statistics):
 
-- Expressions are the real Live Link Face captures in ../shared/data/llf (``prototype`` expressions when absent),
-  split by identity and by recording/time block (:mod:`semanticface.splits`). One synthetic dataset of *shaded*
+- Expressions (``--source``) are basic-emotion prototypes (the default: independent draws, held-out identities) or
+  the real Live Link Face captures in ../shared/data/llf, split by identity and by recording/time block
+  (:mod:`semanticface.splits`). One synthetic dataset of *shaded*
   avatar faces is rendered; the training domains re-render its rows: ``shaded+mesh`` (half the rows drawn by the
   ICT-FaceKit mesh when ../shared/data/meshes/ict_facekit exists, else shaded avatar only) and ``flat`` (the flat
   cartoon avatar). Every domain thus holds the same expressions and identities: only the look changes.
@@ -83,6 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI smoke mode: tiny data, a few steps, 2 seeds")
     parser.add_argument("--vision-pretraining", default="landmarks", choices=["landmarks", "blendshapes"])
     parser.add_argument("--vision-pretrain-steps", type=int, default=4000)
+    parser.add_argument(
+        "--source",
+        choices=("prototype", "llf"),
+        default="prototype",
+        help="expressions: basic-emotion prototypes (independent draws, read by the tiny model) or the real Live "
+        "Link Face captures (recording/time-block holdout; at this scale no distilled tiny model beats the "
+        "constant on them, see benchmarks/distill.py's report, so the arms cannot differ in what they read)",
+    )
     parser.add_argument("--samples", type=int, default=4000, help="faces rendered over all splits")
     parser.add_argument("--identities", type=int, default=100)
     parser.add_argument("--expression-holdout", default="auto", choices=["auto", "recording", "block"])
@@ -381,9 +390,10 @@ def run_domain(
 def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     """Every decode of one seed (stored per stage, so a rerun resumes)."""
     out.mkdir(parents=True, exist_ok=True)
-    source = "llf" if any(SHARED_LLF.glob("*.csv")) else "prototype"
-    if source != "llf":
+    source = args.source
+    if source == "llf" and not any(SHARED_LLF.glob("*.csv")):
         print(f"WARNING: no Live Link Face captures at {SHARED_LLF}: expressions are prototype draws", flush=True)
+        source = "prototype"
     base = expressions(args, seed, source, out / "data")
     test = base["test"].select(range(min(args.test_limit, len(base["test"]))))
     identity_sets = test_sets(args, seed, base, test)
