@@ -41,7 +41,7 @@ def test_quick_run_reports_every_system_and_the_gate_stops_a_blind_model(tmp_pat
         assert round_["pairs"] > 0 and 0 <= round_["headroom"]["best_beats_own"] <= 1
         assert "kendall_tau" in round_["agreement_with_oracle"]
     # Four SFT steps leave the model blind: the gate says so (not enforced in --quick) ...
-    assert seed["gate"] == {**seed["gate"], "passed": False, "enforced": False}
+    assert seed["gate"] == {**seed["gate"], "passed": False, "reads_image": False, "enforced": False}
     assert "GATE:" in capsys.readouterr().out
     assert (out / "seed0" / "errors.jsonl").is_file()
     # ... and stops the run when enforced (the finished stages are reused, so this is quick).
