@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.preferences.rounds import DPOScriptArguments, run_rounds
+from semanticface.preferences.candidates import CandidateConfig
+from semanticface.preferences.rounds import DPOScriptArguments, dpo_parser, parse_dpo_arguments, run_rounds
 from semanticface.preferences.storage import Ranking, RankingStore
 from semanticface.render import get_renderer
 from semanticface.rows import coefficients_to_row
@@ -54,22 +55,21 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _configs(output_dir: Path, model: Path, faces: Path, **script):
+    """(script, training, model, candidate) configs of run_rounds; the annotator and export configs: defaults."""
     from trl import DPOConfig, ModelConfig
 
     defaults = dict(
         dataset_name=str(faces),
         num_rounds=2,
         images_per_round=2,
-        num_samples=2,
-        sample_max_new_tokens=1024,
         decoding="forced",  # every output parses: the own output is the base that perturbations start from
-        num_perturbations=3,
-        perturbation_scale=0.2,
-        render_size=48,
         min_pixels=56 * 56,
         max_pixels=56 * 56,
     )
     script_args = DPOScriptArguments(**{**defaults, **script})
+    candidates = CandidateConfig(
+        num_samples=2, max_new_tokens=1024, num_perturbations=3, perturbation_scale=0.2, render_size=48
+    )
     training_args = DPOConfig(
         output_dir=str(output_dir),
         max_steps=2,
@@ -83,7 +83,8 @@ def _configs(output_dir: Path, model: Path, faces: Path, **script):
         use_cpu=True,
         bf16=False,
     )
-    return script_args, training_args, ModelConfig(model_name_or_path=str(model), use_peft=True, lora_r=4)
+    model_args = ModelConfig(model_name_or_path=str(model), use_peft=True, lora_r=4)
+    return script_args, training_args, model_args, candidates
 
 
 def _adapter_weights(path: Path) -> dict[str, np.ndarray]:
@@ -127,9 +128,9 @@ def prefs(sft_adapter, faces, tmp_path_factory):
     """One round's preference pairs (sampled from the SFT adapter, simulated ranking, exported), untrained."""
     from semanticface.preferences.rounds import load_rows, prepare_round
 
-    script_args = _configs(Path("unused"), sft_adapter, faces)[0]
+    script_args, _, _, candidates = _configs(Path("unused"), sft_adapter, faces)
     dataset, counts = prepare_round(
-        str(sft_adapter), load_rows(str(faces), "train"), 1, tmp_path_factory.mktemp("round"), script_args
+        str(sft_adapter), load_rows(str(faces), "train"), 1, tmp_path_factory.mktemp("round"), script_args, candidates
     )
     assert counts == {"items": 2, "rankings": 2} and len(dataset) > 0
     return dataset
@@ -179,14 +180,19 @@ def test_people_round_waits_for_rankings_then_continues(tmp_path, sft_adapter, f
 
 @pytest.mark.parametrize("name", ["dpo_quickstart.yaml", "dpo_qwen3vl_4b_lora.yaml"])
 def test_recipe_configs_parse(name):
-    from trl import DPOConfig, ModelConfig, TrlParser
+    import yaml
 
     config = Path(__file__).resolve().parents[1] / "recipes" / "configs" / name
-    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config(
+    script_args, candidates, simulated, export, training_args, model_args = parse_dpo_arguments(
         ["--config", str(config), "--bf16", "false", "--use_cpu", "true"]
     )
     assert script_args.num_rounds >= 2 and training_args.max_length is None
+    # The candidate, annotator and export keys reach their library configs (renamed keys included).
+    values = yaml.safe_load(config.read_text())
+    assert candidates.num_samples == values["num_samples"] and candidates.temperatures == (0.7, 1.0)
+    assert candidates.max_new_tokens == values["sample_max_new_tokens"] and candidates.seed == 0
+    assert candidates.region_mode == values["region_mode"] and export.pairs == values["pairs"]
+    assert simulated.noise == values.get("simulated_noise", 0.0) and training_args.seed == values["seed"]
     assert not training_args.precompute_ref_log_probs and training_args.beta > 0
     # The SFT configs' name for gradient checkpointing (transformers' current one), not the deprecated alias.
     assert "activation_checkpointing:" in config.read_text() and "gradient_checkpointing:" not in config.read_text()
@@ -200,33 +206,54 @@ _MISSPELT = {
     "decoding": "force",
     "region_mode": "uper",
     "renderer": "avatar_shaded",
+    "own_output_estimate": "medain",  # CandidateConfig's field
+    "simulated_regions": "forehead",  # SimulatedAnnotatorConfig's regions
 }
+
+
+def test_dpo_recipe_keys_are_the_library_config_fields():
+    """Each candidate / annotator / export setting is declared once, in its library dataclass: the recipe parses
+    those fields (under non-clashing names) and builds the library configs with their defaults."""
+    import dataclasses
+
+    from semanticface.preferences.export import ExportConfig
+    from semanticface.preferences.rounds import CandidateArguments, ExportArguments, SimulatedAnnotatorArguments
+    from semanticface.preferences.simulated import SimulatedAnnotatorConfig
+
+    for wrapper, cls in (
+        (CandidateArguments, CandidateConfig),
+        (SimulatedAnnotatorArguments, SimulatedAnnotatorConfig),
+        (ExportArguments, ExportConfig),
+    ):
+        assert sorted(wrapper.field_names.values()) == sorted(f.name for f in dataclasses.fields(cls))
+        assert wrapper().build() == cls()
+        assert not {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(DPOScriptArguments)}
+    script, candidates, simulated, export, _, _ = parse_dpo_arguments(
+        ["--dataset_name", "faces", "--output_dir", "out", "--use_cpu", "true", "--sampling_seed", "3",
+         "--seed", "7", "--simulated_seed", "5", "--temperatures", "0.5", "0.9", "--export_annotators", "ana"]
+    )  # fmt: skip
+    assert candidates.seed == 3 and simulated.seed == 5 and candidates.temperatures == (0.5, 0.9)
+    assert export.annotators == ("ana",) and script.dataset_name == "faces"
 
 
 @pytest.mark.parametrize(("key", "value"), sorted(_MISSPELT.items()))
 def test_a_misspelt_choice_in_the_dpo_yaml_fails_at_parse_time(tmp_path, key, value):
     """YAML values reach argparse as defaults, which it does not check against ``choices``: __post_init__ does,
     before anything is sampled, rendered, ranked or loaded."""
-    from trl import DPOConfig, ModelConfig, TrlParser
-
     from semanticface.errors import ConfigError
 
     source = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "dpo_quickstart.yaml"
     config = tmp_path / "dpo.yaml"
     config.write_text(source.read_text() + f"\n{key}: {value}\n")
-    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
     with pytest.raises(ConfigError, match=rf"{key} must be one of .*got '{value}'"):
-        parser.parse_args_and_config(["--config", str(config), "--bf16", "false", "--use_cpu", "true"])
+        dpo_parser().parse_args_and_config(["--config", str(config), "--bf16", "false", "--use_cpu", "true"])
 
 
 @pytest.mark.parametrize(("key", "value"), sorted(_MISSPELT.items()))
 def test_a_misspelt_choice_on_the_dpo_command_line_fails_at_parse_time(key, value, capsys):
-    from trl import DPOConfig, ModelConfig, TrlParser
-
-    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
     argv = ["--dataset_name", "faces", "--output_dir", "out", "--use_cpu", "true", f"--{key}", value]
     with pytest.raises(SystemExit) as info:
-        parser.parse_args_and_config(argv)
+        dpo_parser().parse_args_and_config(argv)
     assert info.value.code == 2 and f"invalid choice: '{value}'" in capsys.readouterr().err
 
 
@@ -256,14 +283,13 @@ def test_loss_type_rpo_alpha_and_vision_tower_follow_the_config(tmp_path, tiny_m
     trained the vision tower gets it trained again (frozen when the SFT froze it)."""
     import shutil
 
-    from trl import DPOConfig, ModelConfig, TrlParser
+    from trl import DPOConfig, ModelConfig
 
     from semanticface.modeling import vision_module_names
     from semanticface.preferences.dpo_training import train_dpo
 
     config = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "dpo_quickstart.yaml"
-    parser = TrlParser((DPOScriptArguments, DPOConfig, ModelConfig))
-    script_args, training_args, _ = parser.parse_args_and_config(
+    script_args, _, _, _, training_args, _ = parse_dpo_arguments(
         ["--config", str(config), "--bf16", "false", "--use_cpu", "true", "--loss_type", "ipo", "--rpo_alpha", "0.5",
          "--output_dir", str(tmp_path / "t"), "--max_steps", "2", "--per_device_train_batch_size", "2",
          "--learning_rate", "5e-3", "--logging_steps", "1"]

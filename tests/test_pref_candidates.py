@@ -121,10 +121,9 @@ def test_candidates_never_read_truth_columns(tmp_path, tiny_model_dir):
             "--render-size", "32", "--quiet",
         ]) == 0  # fmt: skip
         manifests.append([[c.coefficients for c in item.candidates] for item in CandidateSet.load(out)])
-        args = DPOScriptArguments(
-            dataset_name=str(tmp_path / name), num_samples=1, num_perturbations=2, decoding="forced", render_size=32
-        )
-        rounds = write_candidates(str(tiny_model_dir), data, [0, 1], tmp_path / f"r-{name}", args)
+        args = DPOScriptArguments(dataset_name=str(tmp_path / name), decoding="forced")
+        config = CandidateConfig(num_samples=1, num_perturbations=2, render_size=32)
+        rounds = write_candidates(str(tiny_model_dir), data, [0, 1], tmp_path / f"r-{name}", args, config)
         manifests.append([[c.coefficients for c in item.candidates] for item in rounds])
     assert manifests[0] == manifests[2] == manifests[4] and manifests[0]
     assert manifests[1] == manifests[3] == manifests[5] and manifests[1]

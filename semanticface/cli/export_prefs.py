@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from semanticface.cli.options import add_dataclass_arguments, dataclass_from_arguments
+from semanticface.preferences.export import ExportConfig
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", required=True, help="candidate directory (with manifest.jsonl)")
@@ -11,9 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="directory to save_to_disk the dataset into")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also push the dataset to this Hub repo")
     parser.add_argument("--private", action="store_true", help="make the pushed dataset private")
-    parser.add_argument("--pairs", choices=("all", "best_vs_rest"), default="all", help="which pairs (default: all)")
-    parser.add_argument("--min-margin", type=int, default=1, help="keep pairs at least this many ranks apart")
-    parser.add_argument("--keep-all-bad", action="store_true", help="also use items marked 'all bad'")
+    # --pairs, --min-margin, --keep-all-bad: ExportConfig's fields (defaults, help and choices from there).
+    add_dataclass_arguments(parser, ExportConfig, exclude=("annotators",))
     parser.add_argument("--annotator", action="append", help="only this annotator's rankings (repeatable)")
     parser.add_argument(
         "--model", help="the model the candidates came from: its saved target config defines the training prompt"
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from semanticface.contract import TargetConfig
     from semanticface.errors import ConfigError
-    from semanticface.preferences.export import ExportConfig, export_summary, preference_dataset
+    from semanticface.preferences.export import export_summary, preference_dataset
     from semanticface.preferences.manifest import CandidateSet
     from semanticface.preferences.storage import RankingStore
     from semanticface.training.formatting import build_prompt_messages
@@ -42,12 +44,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         target_config = TargetConfig(target_format=args.target_format, decimals=args.decimals)
     candidates = CandidateSet.load(args.candidates)
-    config = ExportConfig(
-        pairs=args.pairs,
-        min_margin=args.min_margin,
-        keep_all_bad=args.keep_all_bad,
-        annotators=tuple(args.annotator) if args.annotator else None,
-    )
+    config = dataclass_from_arguments(ExportConfig, args, annotators=tuple(args.annotator) if args.annotator else None)
     rankings = RankingStore(args.db).rankings()
     dataset = preference_dataset(candidates, rankings, build_prompt_messages(target_config), config)
     if args.out:

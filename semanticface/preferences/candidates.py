@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from semanticface.choices import check_choices
 from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import TargetConfig, render_target
 from semanticface.errors import ConfigError
@@ -72,10 +73,7 @@ class CandidateConfig:
     batch_size: int = field(default=8, metadata={"help": "Images per generation batch."})
 
     def __post_init__(self) -> None:
-        if self.region_mode not in CANDIDATE_REGION_MODES:
-            raise ConfigError(f"region_mode must be one of {CANDIDATE_REGION_MODES}, got {self.region_mode!r}")
-        if self.own_output_estimate not in ("median", "mode"):
-            raise ConfigError(f"own_output_estimate must be 'median' or 'mode', got {self.own_output_estimate!r}")
+        check_choices(self)
         if self.num_perturbations and not self.include_own_output:
             raise ConfigError("num_perturbations perturb the model's own output: keep include_own_output")
         if self.num_samples < 0 or self.num_perturbations < 0 or self.max_candidates < 2:

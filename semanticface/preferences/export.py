@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from semanticface.choices import check_choices
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.preferences.manifest import CandidateSet
 from semanticface.preferences.storage import Ranking
@@ -27,7 +28,7 @@ PAIR_MODES = ("all", "best_vs_rest")
 
 @dataclass
 class ExportConfig:
-    pairs: str = field(default="all", metadata={"help": "'all' pairs or 'best_vs_rest'."})
+    pairs: str = field(default="all", metadata={"help": "'all' pairs or 'best_vs_rest'.", "choices": PAIR_MODES})
     min_margin: int = field(default=1, metadata={"help": "Keep pairs at least this many rank groups apart."})
     keep_all_bad: bool = field(
         default=False, metadata={"help": "Also make pairs from items marked 'all bad' (dropped by default)."}
@@ -37,8 +38,7 @@ class ExportConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.pairs not in PAIR_MODES:
-            raise ConfigError(f"pairs must be one of {PAIR_MODES}, got {self.pairs!r}")
+        check_choices(self)
         if self.min_margin < 1:
             raise ConfigError("min_margin must be >= 1 (tied candidates make no pair)")
 

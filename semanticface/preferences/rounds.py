@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semanticface.choices import check_choices
+from semanticface.choices import check_choices, parser_dataclass
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.inference import DECODING_MODES
-from semanticface.preferences.candidates import CANDIDATE_REGION_MODES
-from semanticface.preferences.export import PAIR_MODES
+from semanticface.preferences.candidates import CandidateConfig
+from semanticface.preferences.export import ExportConfig
+from semanticface.preferences.simulated import SimulatedAnnotatorConfig
 from semanticface.render import RENDERER_NAMES
 from semanticface.rows import dataset_split, open_dataset
 
 if TYPE_CHECKING:
-    from trl import DPOConfig, ModelConfig
+    from trl import DPOConfig, ModelConfig, TrlParser
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,10 @@ ANNOTATORS = ("simulated", "people")
 
 @dataclass
 class DPOScriptArguments:
-    """Data, candidate, annotation and export settings of ``recipes/dpo.py`` (YAML keys and CLI flags)."""
+    """Data, round, annotation-mode, decoding and rendering settings of ``recipes/dpo.py`` (YAML keys and CLI flags).
+
+    The candidate, simulated-annotator and export settings are the fields of :class:`CandidateConfig`,
+    :class:`SimulatedAnnotatorConfig` and :class:`ExportConfig`, parsed beside this class (see :func:`dpo_parser`)."""
 
     dataset_name: str | None = field(
         default=None,
@@ -71,13 +75,6 @@ class DPOScriptArguments:
     min_rankings_per_item: int = field(
         default=1, metadata={"help": "With people: rankings each item needs before the round trains."}
     )
-    simulated_noise: float = field(default=0.0, metadata={"help": "Simulated annotator's distance noise (std)."})
-    simulated_tie_threshold: float = field(default=0.0, metadata={"help": "Simulated annotator's tie threshold."})
-    num_samples: int = field(default=4, metadata={"help": "Model samples per image."})
-    temperatures: list[float] = field(
-        default_factory=lambda: [0.7, 1.0], metadata={"help": "Sampling temperatures, cycled over samples."}
-    )
-    sample_max_new_tokens: int = field(default=1024, metadata={"help": "Generation budget of one sample."})
     decoding: str = field(
         default="generate",
         metadata={
@@ -85,30 +82,13 @@ class DPOScriptArguments:
             "choices": DECODING_MODES,
         },
     )
-    num_perturbations: int = field(
-        default=0,
-        metadata={"help": "Extra candidates: half-face perturbations of the model's own output (never of the data)."},
-    )
-    perturbation_scale: float = field(default=0.1, metadata={"help": "Std of the perturbations."})
-    region_mode: str = field(
-        default="full",
-        metadata={
-            "help": "'full', 'upper', 'lower' or 'alternate' (region-aware candidates).",
-            "choices": CANDIDATE_REGION_MODES,
-        },
-    )
-    max_candidates: int = field(default=6, metadata={"help": "At most this many candidates per image."})
     renderer: str = field(
         default="avatar",
         metadata={"help": "Renderer of candidates: avatar, avatar-shaded, mesh.", "choices": RENDERER_NAMES},
     )
     mesh_dir: str | None = field(default=None, metadata={"help": "Mesh folder for renderer: mesh."})
-    render_size: int = field(default=192, metadata={"help": "Side of candidate renders in pixels."})
-    pairs: str = field(default="all", metadata={"help": "'all' pairs or 'best_vs_rest'.", "choices": PAIR_MODES})
-    min_margin: int = field(default=1, metadata={"help": "Keep pairs at least this many rank groups apart."})
     min_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution lower bound."})
     max_pixels: int | None = field(default=None, metadata={"help": "Qwen-VL image resolution upper bound."})
-    sampling_seed: int = field(default=0, metadata={"help": "Seed of candidate sampling and the simulated annotator."})
     train_vision_tower: bool | None = field(
         default=None,
         metadata={"help": "Train the vision tower too; default: as the SFT did (its checkpoint config)."},
@@ -124,6 +104,60 @@ class DPOScriptArguments:
             raise ConfigError("num_rounds must be >= 1")
         if self.dataset_name is None and self.preference_dataset is None:
             raise ConfigError("give dataset_name (images to sample from) or preference_dataset (exported pairs)")
+
+
+# The library configs under the recipe's YAML keys / flags. TRL's DPOConfig owns ``seed``, and the candidate and
+# annotator configs both have one, so those (and a few ambiguous names) are renamed; every other key is the field name.
+CandidateArguments = parser_dataclass(
+    CandidateConfig,
+    "CandidateArguments",
+    __name__,
+    rename={
+        "seed": "sampling_seed",
+        "max_new_tokens": "sample_max_new_tokens",
+        "batch_size": "sample_batch_size",
+        "identity": "render_identity",
+    },
+    group="candidates (CandidateConfig)",
+)
+SimulatedAnnotatorArguments = parser_dataclass(
+    SimulatedAnnotatorConfig,
+    "SimulatedAnnotatorArguments",
+    __name__,
+    prefix="simulated_",
+    group="simulated annotator (SimulatedAnnotatorConfig, every key prefixed simulated_)",
+)
+ExportArguments = parser_dataclass(
+    ExportConfig,
+    "ExportArguments",
+    __name__,
+    rename={"annotators": "export_annotators"},
+    group="preference pairs (ExportConfig)",
+)
+
+
+def dpo_parser() -> TrlParser:
+    """``recipes/dpo.py``'s parser: DPOScriptArguments, the candidate, annotator and export configs, DPOConfig and
+    ModelConfig. Every field is a YAML key and a flag; bad choices fail here, before any model loads."""
+    from trl import DPOConfig, ModelConfig, TrlParser
+
+    dataclasses_: list[Any] = [
+        DPOScriptArguments,
+        CandidateArguments,
+        SimulatedAnnotatorArguments,
+        ExportArguments,
+        DPOConfig,
+        ModelConfig,
+    ]
+    return TrlParser(dataclasses_)
+
+
+def parse_dpo_arguments(
+    argv: list[str] | None = None,
+) -> tuple[DPOScriptArguments, CandidateConfig, SimulatedAnnotatorConfig, ExportConfig, DPOConfig, ModelConfig]:
+    """Parse ``argv`` (default: ``sys.argv``; ``--config FILE`` reads a YAML) into the six configs of a DPO run."""
+    script, candidates, simulated, export, training, model = dpo_parser().parse_args_and_config(argv)
+    return script, candidates.build(), simulated.build(), export.build(), training, model
 
 
 def load_rows(name: str, split: str) -> Any:
@@ -155,7 +189,7 @@ def row_images(rows: Any, indices: list[int]) -> list[Any]:
     return out
 
 
-def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dict[str, Any]:
+def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments, max_new_tokens: int) -> dict[str, Any]:
     """Predictions on held-out rows, scored against their coefficients (MAE overall and per region); with
     decoding='forced' read with median numbers, as distillation is evaluated."""
     from semanticface.evaluation.metrics import coefficient_metrics
@@ -167,7 +201,7 @@ def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dic
     )
     predictions = predictor.predict(
         row_images(rows, indices),
-        max_new_tokens=args.sample_max_new_tokens,
+        max_new_tokens=max_new_tokens,
         number_estimate="median" if args.decoding == "forced" else "mode",
     )
     metrics = coefficient_metrics([p.coefficients for p in predictions], row_truths(rows, indices))
@@ -181,24 +215,15 @@ def evaluate_policy(model_path: str, rows: Any, args: DPOScriptArguments) -> dic
     }
 
 
-def write_candidates(model_path: str, rows: Any, indices: list[int], out_dir: Path, args: DPOScriptArguments) -> Any:
+def write_candidates(
+    model_path: str, rows: Any, indices: list[int], out_dir: Path, args: DPOScriptArguments, config: CandidateConfig
+) -> Any:
     from semanticface.inference import SemanticFacePredictor
-    from semanticface.preferences.candidates import CandidateConfig, generate_candidates
+    from semanticface.preferences.candidates import generate_candidates
     from semanticface.render import get_renderer
 
     predictor = SemanticFacePredictor.from_pretrained(
         model_path, dtype="auto", decoding=args.decoding, min_pixels=args.min_pixels, max_pixels=args.max_pixels
-    )
-    config = CandidateConfig(
-        num_samples=args.num_samples,
-        temperatures=tuple(args.temperatures),
-        max_new_tokens=args.sample_max_new_tokens,
-        seed=args.sampling_seed,
-        num_perturbations=args.num_perturbations,
-        perturbation_scale=args.perturbation_scale,
-        region_mode=args.region_mode,
-        max_candidates=args.max_candidates,
-        render_size=args.render_size,
     )
     renderer_kwargs = {"mesh_dir": args.mesh_dir} if args.renderer == "mesh" else {}
     images_only = rows.select_columns(["images"])  # the coefficient columns may be the truth: never read them
@@ -213,20 +238,17 @@ def write_candidates(model_path: str, rows: Any, indices: list[int], out_dir: Pa
     )
 
 
-def annotate_round(candidates: Any, rows: Any, round_dir: Path, args: DPOScriptArguments) -> Any | None:
+def annotate_round(
+    candidates: Any, rows: Any, round_dir: Path, args: DPOScriptArguments, simulated: SimulatedAnnotatorConfig
+) -> Any | None:
     """The round's rankings store, or None while people still have items to rank."""
-    from semanticface.preferences.simulated import SimulatedAnnotator, SimulatedAnnotatorConfig
+    from semanticface.preferences.simulated import SimulatedAnnotator
     from semanticface.preferences.storage import RankingStore
 
     store = RankingStore(round_dir / "rankings.sqlite")
     if args.annotator == "simulated":
         truths = {item.id: row_truths(rows, [int(item.metadata["row"])])[0] for item in candidates}
-        annotator = SimulatedAnnotator(
-            SimulatedAnnotatorConfig(
-                noise=args.simulated_noise, tie_threshold=args.simulated_tie_threshold, seed=args.sampling_seed
-            )
-        )
-        annotator.annotate(candidates, truths, store)
+        SimulatedAnnotator(simulated).annotate(candidates, truths, store)
         return store
     counts: dict[str, int] = {}
     for ranking in store.rankings():
@@ -246,13 +268,20 @@ def annotate_round(candidates: Any, rows: Any, round_dir: Path, args: DPOScriptA
 
 
 def prepare_round(
-    model_path: str, rows: Any, r: int, round_dir: Path, args: DPOScriptArguments
+    model_path: str,
+    rows: Any,
+    r: int,
+    round_dir: Path,
+    args: DPOScriptArguments,
+    candidate_config: CandidateConfig | None = None,
+    simulated_config: SimulatedAnnotatorConfig | None = None,
+    export_config: ExportConfig | None = None,
 ) -> tuple[Any, dict[str, int]] | None:
     """Round r's preference dataset (sampled, annotated, exported; reused when already saved), or None while
-    people still have items to rank."""
+    people still have items to rank. A config left out is its class's defaults."""
     from datasets import load_from_disk
 
-    from semanticface.preferences.export import ExportConfig, preference_dataset
+    from semanticface.preferences.export import preference_dataset
     from semanticface.preferences.manifest import MANIFEST_NAME, CandidateSet
     from semanticface.training.formatting import build_prompt_messages
 
@@ -261,8 +290,10 @@ def prepare_round(
         candidates = CandidateSet.load(candidates_dir)
     else:
         indices = _rows_for_round(rows, r, args.images_per_round)
-        candidates = write_candidates(model_path, rows, indices, candidates_dir, args)
-    store = annotate_round(candidates, rows, round_dir, args)
+        candidates = write_candidates(
+            model_path, rows, indices, candidates_dir, args, candidate_config or CandidateConfig()
+        )
+    store = annotate_round(candidates, rows, round_dir, args, simulated_config or SimulatedAnnotatorConfig())
     if store is None:
         return None
     rankings = store.rankings()
@@ -274,14 +305,22 @@ def prepare_round(
         candidates,
         rankings,
         build_prompt_messages(_target_config(model_path)),
-        ExportConfig(pairs=args.pairs, min_margin=args.min_margin),
+        export_config or ExportConfig(),
     )
     dataset.save_to_disk(str(saved))
     return load_from_disk(str(saved)), counts
 
 
-def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> dict[str, Any]:
-    """Run (or resume) every round; returns the report also written to ``output_dir/rounds.json``."""
+def run_rounds(
+    script_args: DPOScriptArguments,
+    training_args: DPOConfig,
+    model_args: ModelConfig,
+    candidate_config: CandidateConfig | None = None,
+    simulated_config: SimulatedAnnotatorConfig | None = None,
+    export_config: ExportConfig | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) every round; returns the report also written to ``output_dir/rounds.json``. A config left
+    out is its class's defaults; held-out predictions get the candidates' generation budget."""
     from accelerate import PartialState
     from datasets import load_from_disk
 
@@ -299,8 +338,10 @@ def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_
         load_rows(script_args.eval_dataset_name, script_args.eval_split) if script_args.eval_dataset_name else None
     )
     model_path = str(model_args.model_name_or_path)
+    candidate_config = candidate_config or CandidateConfig()
+    budget = candidate_config.max_new_tokens
     if eval_rows is not None and "start" not in report and state.is_main_process:
-        report["start"] = {"model": model_path, "eval": evaluate_policy(model_path, eval_rows, script_args)}
+        report["start"] = {"model": model_path, "eval": evaluate_policy(model_path, eval_rows, script_args, budget)}
         report_path.write_text(json.dumps(report, indent=2))
     num_rounds = 1 if script_args.preference_dataset else script_args.num_rounds
     load_kwargs = {
@@ -321,7 +362,9 @@ def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_
         else:
             # The main process samples, annotates and exports; the others then load what it saved.
             with state.main_process_first():
-                prepared = prepare_round(model_path, rows, r, round_dir, script_args)
+                prepared = prepare_round(
+                    model_path, rows, r, round_dir, script_args, candidate_config, simulated_config, export_config
+                )
             if prepared is None:
                 report["waiting_for"] = {
                     "round": r,
@@ -349,7 +392,7 @@ def run_rounds(script_args: DPOScriptArguments, training_args: DPOConfig, model_
         del trainer
         if state.is_main_process:
             if eval_rows is not None:
-                metrics["eval"] = evaluate_policy(str(model_dir), eval_rows, script_args)
+                metrics["eval"] = evaluate_policy(str(model_dir), eval_rows, script_args, budget)
             metrics_path.write_text(json.dumps(metrics, indent=2, default=str))
             report["rounds"].append(metrics)
             report.pop("waiting_for", None)

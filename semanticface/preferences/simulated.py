@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semanticface.choices import check_choices
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.preferences.manifest import CandidateSet, Item
@@ -37,16 +38,17 @@ class SimulatedAnnotatorConfig:
     )
     regions: tuple[str, ...] | None = field(
         default=None,
-        metadata={"help": "Judge only these regions (e.g. ('mouth', 'jaw')); default: the item's face half."},
+        metadata={
+            "help": "Judge only these regions (e.g. ('mouth', 'jaw')); default: the item's face half.",
+            "choices": tuple(REGION_CHANNELS),
+        },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the noise (combined with the item id)."})
 
     def __post_init__(self) -> None:
         if self.noise < 0 or self.tie_threshold < 0:
             raise ConfigError("noise and tie_threshold must be >= 0")
-        unknown = set(self.regions or ()) - set(REGION_CHANNELS)
-        if unknown:
-            raise ConfigError(f"unknown region(s) {sorted(unknown)}; known: {sorted(REGION_CHANNELS)}")
+        check_choices(self)
 
 
 def judged_channels(region_mode: str, regions: Sequence[str] | None = None) -> tuple[str, ...]:
