@@ -117,3 +117,19 @@ def test_prediction_spread_is_the_std_ratio_over_channels_that_vary():
     half[:, :2] *= 0.5
     assert prediction_spread(half, truth) == pytest.approx(0.5)
     assert math.isnan(prediction_spread(truth[:1], truth[:1]))  # one image: no spread is defined
+
+
+def test_per_image_and_channel_mae_are_the_metrics_mae():
+    """The per-image MAE (paired statistics) and the MAE over a channel subset (the simulated annotator's
+    distance) are computed in metrics.py, as ErrorStats computes every other MAE."""
+    from semanticface.evaluation.metrics import ErrorStats, channel_mae, per_image_mae
+
+    errors = np.array([[0.1, -0.3, np.nan], [np.nan, np.nan, np.nan]])
+    per_image = per_image_mae(errors)
+    assert per_image[0] == pytest.approx(0.2) and math.isnan(per_image[1])
+    rng = np.random.default_rng(0)
+    a, b = (FaceCoefficients.from_array(rng.uniform(0, 1, 52)) for _ in range(2))
+    channels = BLENDSHAPES[:5]
+    expected = ErrorStats.of(a.values[:5] - b.values[:5]).mae
+    assert channel_mae(a, b, channels) == pytest.approx(expected)
+    assert math.isnan(channel_mae(a, FaceCoefficients.from_array(b.values[:52], missing=channels), channels))

@@ -142,6 +142,24 @@ def error_matrix(
     return np.abs(filled_matrix(predictions, fill) - coefficient_matrix(truths))
 
 
+def per_image_mae(errors: np.ndarray) -> np.ndarray:
+    """Each row's mean absolute error over its finite cells of an ``[N, C]`` error matrix (signed or absolute);
+    NaN for a row with no finite cell."""
+    matrix = np.abs(np.asarray(errors, dtype=float))
+    counts = np.isfinite(matrix).sum(axis=1)
+    sums = np.where(np.isfinite(matrix), matrix, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(len(matrix), np.nan), where=counts > 0)
+
+
+def channel_mae(prediction: FaceCoefficients, truth: FaceCoefficients, channels: Sequence[str]) -> float:
+    """Mean absolute error of one prediction over ``channels``, skipping channels missing from either side; NaN
+    when none is left."""
+    index = [CHANNEL_INDEX[c] for c in channels if c not in truth.missing and c not in prediction.missing]
+    if not index:
+        return math.nan
+    return ErrorStats.of(prediction.values[index] - truth.values[index]).mae
+
+
 def prediction_spread(predictions: np.ndarray, truths: np.ndarray) -> float:
     """Mean per-channel standard deviation of predictions across images, divided by the truth's, over the
     blendshapes that vary in the truth. Near 0: the predictions hardly depend on the image; NaN: undefined."""

@@ -21,7 +21,7 @@ import numpy as np
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import SemanticFaceError
 from semanticface.evaluation.baselines import MedianBaseline
-from semanticface.evaluation.metrics import coefficient_metrics, error_matrix
+from semanticface.evaluation.metrics import coefficient_metrics, error_matrix, per_image_mae
 from semanticface.evaluation.results import SystemResult
 from semanticface.evaluation.stats import PerImageErrors, paired_bootstrap_ci, paired_errors
 from semanticface.schema import BLENDSHAPES, NUM_BLENDSHAPES
@@ -101,7 +101,7 @@ def per_image_errors(result: SystemResult, row_ids: Sequence[Any], keep: np.ndar
     if result.errors is None:
         raise SemanticFaceError(f"{result.name}: scored without per-cell errors")
     matrix = result.errors[keep, :NUM_BLENDSHAPES]
-    per_image = np.nansum(matrix, axis=1) / np.isfinite(matrix).sum(axis=1)
+    per_image = per_image_mae(matrix)
     ids = [str(r) for r, k in zip(row_ids, keep) if k]
     return PerImageErrors(result.name, ids, per_image, matrix, BLENDSHAPES)
 

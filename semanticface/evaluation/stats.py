@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from semanticface.errors import ConfigError, DatasetError
+from semanticface.evaluation.metrics import per_image_mae
 from semanticface.schema import BLENDSHAPES, CHANNELS
 
 PER_IMAGE_FORMATS = (".jsonl", ".csv")
@@ -137,13 +138,13 @@ class PerImageErrors:
 
 
 def per_image_mean(errors: np.ndarray, *, what: str = "errors") -> np.ndarray:
-    """Mean over the finite cells of each row of an ``[N, C]`` error matrix; a row with none is an error."""
-    matrix = np.abs(np.asarray(errors, dtype=float))
-    counts = np.isfinite(matrix).sum(axis=1)
-    empty = np.flatnonzero(counts == 0)
+    """Mean over the finite cells of each row of an ``[N, C]`` error matrix (:func:`metrics.per_image_mae`); a row
+    with none is an error."""
+    per_image = per_image_mae(errors)
+    empty = np.flatnonzero(np.isnan(per_image))
     if empty.size:
         raise DatasetError(f"{what}: row {int(empty[0])} has no scored channel")
-    return np.where(np.isfinite(matrix), matrix, 0.0).sum(axis=1) / counts
+    return per_image
 
 
 def _channel_names(width: int, channels: Sequence[str] | None) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ same validated, transactional path the web app uses.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,9 +20,10 @@ import numpy as np
 from semanticface.choices import check_choices
 from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import ConfigError, DatasetError
+from semanticface.evaluation.metrics import channel_mae
 from semanticface.preferences.manifest import CandidateSet, Item
 from semanticface.preferences.storage import Ranking, RankingStore
-from semanticface.schema import BLENDSHAPES, CHANNEL_INDEX, FACE_HALVES, REGION_CHANNELS
+from semanticface.schema import BLENDSHAPES, FACE_HALVES, REGION_CHANNELS
 
 
 @dataclass
@@ -61,11 +63,12 @@ def judged_channels(region_mode: str, regions: Sequence[str] | None = None) -> t
 
 
 def distance(candidate: FaceCoefficients, truth: FaceCoefficients, channels: Sequence[str]) -> float:
-    """Mean absolute error over ``channels``, skipping channels missing from either side."""
-    index = [CHANNEL_INDEX[c] for c in channels if c not in truth.missing and c not in candidate.missing]
-    if not index:
+    """The candidate's MAE over ``channels`` (:func:`~semanticface.evaluation.metrics.channel_mae`); an error when
+    every judged channel is missing."""
+    value = channel_mae(candidate, truth, channels)
+    if math.isnan(value):
         raise DatasetError("no channel to compare: all judged channels are missing")
-    return float(np.mean(np.abs(candidate.values[index] - truth.values[index])))
+    return value
 
 
 class SimulatedAnnotator:
