@@ -38,7 +38,7 @@ from semanticface.errors import OutputParseError
 from semanticface.evaluation.metrics import coefficient_metrics
 from semanticface.modeling import load_model_and_processor
 from semanticface.rows import dataset_coefficients
-from semanticface.tiny_model import build_tiny_model
+from semanticface.testing.tiny_model import build_tiny_model
 from semanticface.training.formatting import build_prompt_messages
 
 

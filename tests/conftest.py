@@ -27,7 +27,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2.5-VL checkpoint directory (built once per session; load with from_pretrained)."""
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen2_5_vl"), architecture="qwen2_5_vl", seed=0)
 
@@ -35,6 +35,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen3-VL checkpoint directory (built once per session)."""
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen3_vl"), architecture="qwen3_vl", seed=0)

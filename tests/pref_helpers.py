@@ -7,13 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semanticface.coefficients import FaceCoefficients
 from semanticface.preferences.manifest import Candidate, CandidateSet, Item
-from semanticface.schema import NUM_BLENDSHAPES
-
-
-def random_coefficients(rng: np.random.Generator) -> FaceCoefficients:
-    return FaceCoefficients.from_array(rng.uniform(0, 0.6, NUM_BLENDSHAPES).round(2))
+from semanticface.testing.faces import random_face
 
 
 def make_candidate_set(
@@ -31,7 +26,7 @@ def make_candidate_set(
         for j in range(k):
             render = f"renders/{item_id}_c{j}.png"
             Image.new("RGB", (32, 32), (40 * j, 255 - 40 * j, 90)).save(root / render)
-            coefficients = random_coefficients(rng)
+            coefficients = random_face(rng, 0.6, decimals=2)
             candidates.append(
                 Candidate(f"c{j}", render, coefficients, f"completion {item_id} c{j}", {"kind": "test", "seed": j})
             )

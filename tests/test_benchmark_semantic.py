@@ -13,6 +13,7 @@ import pytest
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import FreeText, Literal, TargetConfig, parse_output, render_target, target_skeleton
+from semanticface.testing.faces import random_faces
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,13 +35,7 @@ def tokenizer(tiny_qwen3_dir):
 
 
 def _faces(n: int = 12) -> list[FaceCoefficients]:
-    rng = np.random.default_rng(0)
-    faces = []
-    for _ in range(n):
-        values = np.zeros(61)
-        values[:52] = rng.uniform(0, 0.8, 52) * (rng.uniform(size=52) < 0.3)
-        faces.append(FaceCoefficients(values, frozenset()))
-    return faces
+    return random_faces(n, high=0.8, active=0.3)
 
 
 def test_matched_weight_gives_the_numbers_the_coefficients_share(bench, tokenizer):

@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semanticface.coefficients import FaceCoefficients
 from semanticface.preferences.candidates import CandidateConfig
 from semanticface.preferences.rounds import DPOScriptArguments, dpo_parser, parse_dpo_arguments, run_rounds
 from semanticface.preferences.storage import Ranking, RankingStore
-from semanticface.render import get_renderer
-from semanticface.rows import coefficients_to_row
+from semanticface.testing.faces import face_dataset, random_faces
 
 TARGET = {"target_format": "coefficients", "decimals": 2, "include_pose": False, "key_dialect": "arkit"}
 
@@ -41,16 +39,8 @@ def sft_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Avatar renders with their true coefficients, in the semanticface row layout."""
-    from datasets import Dataset
-
-    renderer = get_renderer("avatar")
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(4):
-        truth = FaceCoefficients.from_array(rng.uniform(0, 0.5, 52))
-        rows.append({**coefficients_to_row(truth), "images": [renderer.render(truth, size=56)], "identity": i})
     out = tmp_path_factory.mktemp("faces")
-    Dataset.from_list(rows).save_to_disk(str(out))
+    face_dataset(random_faces(4, high=0.5), size=56, identity_column=True).save_to_disk(str(out))
     return out
 
 

@@ -19,7 +19,7 @@ from semanticface.modeling import (
     read_processor_class,
     vision_module_names,
 )
-from semanticface.tiny_model import build_tiny_model
+from semanticface.testing.tiny_model import build_tiny_model
 
 
 def _face_image(size: int = 160, seed: int = 0) -> Image.Image:

@@ -4,35 +4,24 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
-from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import TargetConfig
 from semanticface.errors import ConfigError
+from semanticface.testing.faces import face_dataset, random_faces
 
 
 @pytest.fixture(scope="module")
 def trainer_and_batch(tiny_model_dir, tmp_path_factory):
-    import datasets
     import torch
     from trl import SFTConfig
 
     from semanticface.modeling import load_model_and_processor
-    from semanticface.render import get_renderer
-    from semanticface.rows import coefficients_to_row
     from semanticface.training.formatting import format_dataset
     from semanticface.training.trainer import DistillTrainer
 
-    renderer = get_renderer("avatar")
-    rng = np.random.default_rng(0)
-    rows = []
-    for k in range(3):
-        values = np.zeros(61)
-        values[:52] = rng.uniform(0, 0.7, 52) * (rng.uniform(size=52) < 0.3)
-        face = FaceCoefficients(values, frozenset())
-        rows.append({**coefficients_to_row(face), "images": [renderer.render(face, identity=k, size=56)]})
-    train = format_dataset(datasets.Dataset.from_list(rows), TargetConfig(target_format="semantic"))
+    faces = random_faces(3, high=0.7, active=0.3)
+    train = format_dataset(face_dataset(faces, size=56, vary_identity=True), TargetConfig(target_format="semantic"))
     model, processor = load_model_and_processor(tiny_model_dir, dtype="float32")
     args = SFTConfig(
         output_dir=str(tmp_path_factory.mktemp("ntw")), report_to="none", per_device_train_batch_size=3,

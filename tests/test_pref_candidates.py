@@ -18,10 +18,11 @@ from semanticface.preferences.candidates import (
 from semanticface.preferences.manifest import CandidateSet
 from semanticface.render.avatar import AvatarRenderer
 from semanticface.schema import BLENDSHAPES, LOWER_FACE, UPPER_FACE
+from semanticface.testing.faces import face_dataset, random_face
 
 
 def _label(seed: int) -> FaceCoefficients:
-    return FaceCoefficients.from_array(np.random.default_rng(seed).uniform(0, 0.7, 52))
+    return random_face(np.random.default_rng(seed), 0.7)
 
 
 def test_perturb_and_compose_half():
@@ -88,16 +89,7 @@ def test_full_face_perturbations_alternate_halves(forced):
 
 
 def _dataset(rows_truth, images):
-    from datasets import Dataset
-
-    from semanticface.rows import coefficients_to_row
-
-    return Dataset.from_list(
-        [
-            {**coefficients_to_row(t), "images": [im], "identity": i}
-            for i, (t, im) in enumerate(zip(rows_truth, images))
-        ]
-    )
+    return face_dataset(rows_truth, images=images, identity_column=True)
 
 
 def test_candidates_never_read_truth_columns(tmp_path, tiny_model_dir):
@@ -109,7 +101,7 @@ def test_candidates_never_read_truth_columns(tmp_path, tiny_model_dir):
     rng = np.random.default_rng(0)
     images = [AvatarRenderer().render(_label(i), identity=i, size=56) for i in range(3)]
     truth = _dataset([_label(i) for i in range(3)], images)
-    poisoned = _dataset([FaceCoefficients.from_array(rng.uniform(0, 1, 52)) for _ in range(3)], images)
+    poisoned = _dataset([random_face(rng, 1.0) for _ in range(3)], images)
     stripped = truth.select_columns(["images"])
     manifests = []
     for name, data in (("truth", truth), ("poisoned", poisoned), ("stripped", stripped)):

@@ -9,27 +9,16 @@ import sys
 import urllib.request
 import uuid
 
-import numpy as np
 import pytest
 
 from semanticface.cli import main
-from semanticface.coefficients import FaceCoefficients
 from semanticface.preferences.manifest import CandidateSet
-from semanticface.render import get_renderer
-from semanticface.rows import coefficients_to_row
+from semanticface.testing.faces import face_dataset, random_faces
 
 
 @pytest.fixture()
 def dataset_dir(tmp_path):
-    from datasets import Dataset
-
-    rng = np.random.default_rng(0)
-    renderer = get_renderer("avatar")
-    rows = []
-    for _ in range(3):
-        truth = FaceCoefficients.from_array(rng.uniform(0, 0.5, 52))
-        rows.append({**coefficients_to_row(truth), "images": [renderer.render(truth, size=48)]})
-    Dataset.from_list(rows).save_to_disk(str(tmp_path / "faces"))
+    face_dataset(random_faces(3, high=0.5), size=48).save_to_disk(str(tmp_path / "faces"))
     return tmp_path / "faces"
 
 

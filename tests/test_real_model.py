@@ -41,7 +41,7 @@ def real_processor(qwen3_vl_4b_dir):
 @pytest.fixture(scope="session")
 def tiny_real_vocab_dir(qwen3_vl_4b_dir, tmp_path_factory) -> Path:
     """Tiny Qwen3-VL (hidden 64, 2 layers) with the real tokenizer, chat template and vocabulary (built once)."""
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny_qwen3_vl_real_vocab")
     return build_tiny_model(out, "qwen3_vl", seed=0, processor_dir=qwen3_vl_4b_dir)

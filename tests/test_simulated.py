@@ -12,6 +12,7 @@ from semanticface.preferences.manifest import Candidate, CandidateSet, Item
 from semanticface.preferences.simulated import SimulatedAnnotator, SimulatedAnnotatorConfig, judged_channels
 from semanticface.preferences.storage import RankingStore
 from semanticface.schema import FACE_HALVES, LOWER_FACE, UPPER_FACE
+from semanticface.testing.faces import random_face
 
 
 def _item(region: str, offsets: dict[str, tuple[float, float]]) -> tuple[Item, FaceCoefficients]:
@@ -57,7 +58,7 @@ def test_ties_all_bad_and_noise():
 def test_noise_lowers_agreement_with_truth_order(tmp_path):
     candidates = make_candidate_set(tmp_path / "c", n_items=40, k=4)
     rng = np.random.default_rng(3)
-    truths = {item.id: FaceCoefficients.from_array(rng.uniform(0, 0.6, 52)) for item in candidates}
+    truths = {item.id: random_face(rng, 0.6) for item in candidates}
 
     def best_is_closest(noise: float) -> float:
         annotator = SimulatedAnnotator(SimulatedAnnotatorConfig(noise=noise))

@@ -9,23 +9,16 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from semanticface.coefficients import FaceCoefficients
 from semanticface.modeling import load_model_and_processor
-from semanticface.render.avatar import AvatarRenderer
-from semanticface.rows import coefficients_to_row
-from semanticface.schema import CHANNEL_INDEX, NUM_CHANNELS
+from semanticface.schema import CHANNEL_INDEX
+from semanticface.testing.faces import face_rows, random_faces
 from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_vision_tower
 
 
 def test_missing_channels_carry_no_loss_and_no_nan(tiny_model_dir, tmp_path):
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(8):
-        values = np.zeros(NUM_CHANNELS)
-        values[:52] = rng.uniform(0, 0.8, 52)
-        label = FaceCoefficients(values, frozenset({"tongueOut"}))  # as MediaPipe labels are
-        assert np.isnan(label.values[CHANNEL_INDEX["tongueOut"]])
-        rows.append({**coefficients_to_row(label), "images": [AvatarRenderer().render(label, identity=i, size=56)]})
+    labels = random_faces(8, high=0.8, missing=("tongueOut",))  # as MediaPipe labels are
+    assert all(np.isnan(label.values[CHANNEL_INDEX["tongueOut"]]) for label in labels)
+    rows = face_rows(labels, size=56, vary_identity=True)
     checkpoint = tmp_path / "model"
     shutil.copytree(tiny_model_dir, checkpoint)
     for loss in ("mse", "l1"):

@@ -51,7 +51,7 @@ from semanticface.evaluation.scoring import per_image_errors, reference_median, 
 from semanticface.evaluation.stats import mean_se, paired_bootstrap_ci, save_per_image_errors  # noqa: E402
 from semanticface.rows import dataset_coefficients  # noqa: E402
 from semanticface.schema import NUM_BLENDSHAPES  # noqa: E402
-from semanticface.tiny_model import TINY_ARCHITECTURES  # noqa: E402
+from semanticface.testing.tiny_model import TINY_ARCHITECTURES  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parent.parent
 SHARED_LLF = RECIPES.parent.parent / "shared" / "data" / "llf"
@@ -210,7 +210,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     import datasets
 
     from semanticface.inference import SemanticFacePredictor
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
     from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_vision_tower
 
     out.mkdir(parents=True, exist_ok=True)

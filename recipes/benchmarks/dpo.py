@@ -423,7 +423,7 @@ def best_of_n_rows(round_dir: Path, rows: Any, annotator: str) -> Any:
 def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     import datasets
 
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
     from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_vision_tower
 
     out.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ def face_images(n: int, side: int) -> list[Image.Image]:
 def build_checkpoint(config_dir: Path, work: Path, *, tiny: bool) -> Path:
     """A checkpoint folder of random weights: the real architecture in bf16 (GPU), or the tiny real-vocab model."""
     from semanticface.modeling import load_processor
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
 
     out = work / ("tiny" if tiny else "qwen3_vl_4b_random")
     if tiny:

@@ -56,7 +56,7 @@ from semanticface.evaluation.description_quality import description_quality  # n
 from semanticface.evaluation.scoring import per_image_errors, reference_median, score_system  # noqa: E402
 from semanticface.evaluation.stats import mean_se, save_per_image_errors  # noqa: E402
 from semanticface.rows import dataset_coefficients  # noqa: E402
-from semanticface.tiny_model import TINY_ARCHITECTURES  # noqa: E402
+from semanticface.testing.tiny_model import TINY_ARCHITECTURES  # noqa: E402
 
 SHARED = SHARED_LLF.parent
 ARMS = ("coefficients", "semantic", "semantic_weighted", "filler")
@@ -258,7 +258,7 @@ def filler_templates(tokenizer: Any, tokens: int, out: Path) -> Path:
 
 def pretrain(args: argparse.Namespace, seed: int, domain: str, base_rows: Any, out: Path) -> dict[str, Any]:
     """A tiny model whose vision tower learnt the training domain's faces (training identities only)."""
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
     from semanticface.training.vision_pretrain import VisionPretrainConfig, pretrain_vision_tower
 
     build_tiny_model(out, architecture=args.architecture, seed=seed, processor_dir=args.processor_dir)

@@ -27,7 +27,7 @@ def resolve_model_path(name_or_path: str, output_dir: str, *, seed: int = 0) -> 
         return name_or_path
     from accelerate import PartialState
 
-    from semanticface.tiny_model import build_tiny_model
+    from semanticface.testing.tiny_model import build_tiny_model
 
     target = Path(output_dir).resolve() / TINY_BASE_DIRNAME
     state = PartialState()

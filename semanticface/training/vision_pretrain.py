@@ -1,7 +1,7 @@
 """Vision-tower pretraining: give a randomly initialised VLM's vision tower eyes before distillation.
 
 Every real checkpoint the recipes fine-tune (Qwen3-VL, Qwen2.5-VL, ...) ships a pretrained vision tower; the
-tiny random stand-in of :mod:`semanticface.tiny_model` does not, and through the language-model loss alone it
+tiny random stand-in of :mod:`semanticface.testing.tiny_model` does not, and through the language-model loss alone it
 never learns to see (measured on 2 CPU cores: trained from scratch on 6,800 faces it writes the same coefficients
 for every face, while the same model with a seeing vision tower reads them within 1,000 steps). This stage gives
 the stand-in what real checkpoints have: its image features (``get_image_features``, mean-pooled per image) regress
