@@ -32,14 +32,13 @@ import torch
 
 from semanticface.checkpoint import read_target_config
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import TargetConfig, parse_output, render_target, target_skeleton
+from semanticface.contract import TargetConfig, build_prompt_messages, parse_output, render_target, target_skeleton
 from semanticface.decoding import forced_generate
 from semanticface.errors import OutputParseError
 from semanticface.evaluation.metrics import coefficient_metrics
 from semanticface.modeling import load_model_and_processor
 from semanticface.rows import dataset_coefficients
 from semanticface.testing.tiny_model import build_tiny_model
-from semanticface.training.formatting import build_prompt_messages
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

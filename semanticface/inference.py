@@ -334,7 +334,7 @@ def merge_adapter(adapter_path: str | Path, out_dir: str | Path, *, dtype: Any =
 
 def _prompt_messages(target_config: TargetConfig) -> list[dict[str, Any]]:
     # The single source of the training prompt: inference and training prompts cannot drift apart.
-    from semanticface.training.formatting import build_prompt_messages
+    from semanticface.contract import build_prompt_messages
 
     return build_prompt_messages(target_config)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import FreeText, Literal, TargetConfig, parse_output, render_target, target_skeleton
+from semanticface.contract import FreeText, LiteralPiece, TargetConfig, parse_output, render_target, target_skeleton
 from semanticface.testing.faces import random_faces
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_filler_replaces_the_description_with_fixed_text_of_its_length(bench, to
     parsed = parse_output(target)
     assert np.allclose(parsed.coefficients.blendshapes, face.quantized(2).blendshapes)
     skeleton = target_skeleton(config)  # forced decoding forces the filler: no free-text slot to fill
-    assert isinstance(skeleton[0], Literal) and skeleton[0].text.startswith(text)
+    assert isinstance(skeleton[0], LiteralPiece) and skeleton[0].text.startswith(text)
     assert not any(isinstance(s, FreeText) for s in skeleton)
 
 

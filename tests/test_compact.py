@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import (
-    Literal,
-    Number,
+    LiteralPiece,
+    NumberPiece,
     TargetConfig,
     fill_skeleton,
     parse_target,
@@ -88,10 +88,10 @@ def test_compact_block_layout_and_prompts() -> None:
 
 def test_compact_skeleton_slots_own_their_terminators() -> None:
     skeleton = target_skeleton(TargetConfig(block_style="compact"))
-    numbers = [s for s in skeleton if isinstance(s, Number)]
+    numbers = [s for s in skeleton if isinstance(s, NumberPiece)]
     assert [n.channel for n in numbers] == list(BLENDSHAPES)
     assert all(n.integer for n in numbers) and [n.end for n in numbers] == [","] * 51 + ["]"]
-    assert isinstance(skeleton[-53], Literal) and skeleton[-53].text.endswith("Coefficients:\n[")
+    assert isinstance(skeleton[-53], LiteralPiece) and skeleton[-53].text.endswith("Coefficients:\n[")
     assert numbers[0].format(0.37) == "37," and numbers[-1].format(1.0) == "100]"
     assert number_strings(0.0, 1.0, 2, integer=True, end=",")[:3] == ["0,", "1,", "2,"]
     assert number_strings(-1.0, 1.0, 1, integer=True, end="]")[0] == "-10]"

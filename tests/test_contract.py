@@ -15,8 +15,8 @@ from semanticface.coefficients import FaceCoefficients
 from semanticface.contract import (
     FREE_TEXT_LIMITS,
     FreeText,
-    Literal,
-    Number,
+    LiteralPiece,
+    NumberPiece,
     ParsedOutput,
     TargetConfig,
     fill_skeleton,
@@ -124,7 +124,7 @@ def test_missing_channels_are_left_out_of_the_block_and_read_back_as_missing() -
 def test_skeleton_slots() -> None:
     skeleton = target_skeleton(TargetConfig(include_pose=True))
     free = [s for s in skeleton if isinstance(s, FreeText)]
-    numbers = [s for s in skeleton if isinstance(s, Number)]
+    numbers = [s for s in skeleton if isinstance(s, NumberPiece)]
     assert [s.name for s in free] == ["expression", *REGIONS, "emotion",
                                       "symmetry"]  # fmt: skip
     assert free[1].stop == "\n- Eyes: " and free[-1].stop == "\nCoefficients:\n{" + '"eyeBlinkLeft": '
@@ -132,17 +132,17 @@ def test_skeleton_slots() -> None:
     assert numbers[0].minimum == 0 and numbers[-1].minimum == -1 and numbers[-1].maximum == 1
     for i, segment in enumerate(skeleton):
         if isinstance(segment, FreeText):
-            assert isinstance(skeleton[i + 1], Literal) and skeleton[i + 1].text == segment.stop
+            assert isinstance(skeleton[i + 1], LiteralPiece) and skeleton[i + 1].text == segment.stop
     only_numbers = target_skeleton(TargetConfig(target_format="coefficients"))
     assert not any(isinstance(s, FreeText) for s in only_numbers)
-    assert only_numbers[0] == Literal('Coefficients:\n{"eyeBlinkLeft": ')
+    assert only_numbers[0] == LiteralPiece('Coefficients:\n{"eyeBlinkLeft": ')
 
 
 def test_number_pattern_matches_rendered_values() -> None:
     import re
 
     for segment in target_skeleton(TargetConfig(include_pose=True, decimals=3)):
-        if isinstance(segment, Number):
+        if isinstance(segment, NumberPiece):
             assert re.fullmatch(segment.pattern, "-0.125" if segment.minimum < 0 else "0.125")
             assert not re.fullmatch(segment.pattern, "0.12")
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import Number, TargetConfig, parse_output, render_target, target_skeleton
+from semanticface.contract import NumberPiece, TargetConfig, parse_output, render_target, target_skeleton
 from semanticface.decoding import NumberGrammar, forced_generate, number_strings, token_table
 from semanticface.decoding.cached import CachedBatch
 from semanticface.schema import POSE_CHANNELS
@@ -49,13 +49,13 @@ def _inputs(processor, images, padding_side="left"):
     return processor(text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt")
 
 
-def _numbers(text: str, skeleton) -> list[tuple[Number, str]]:
+def _numbers(text: str, skeleton) -> list[tuple[NumberPiece, str]]:
     """Read every number slot's text back by matching the filled skeleton as one regular expression."""
-    from semanticface.contract import FreeText, Literal
+    from semanticface.contract import FreeText, LiteralPiece
 
     parts, numbers = [], []
     for segment in skeleton:
-        if isinstance(segment, Literal):
+        if isinstance(segment, LiteralPiece):
             parts.append(re.escape(segment.text))
         elif isinstance(segment, FreeText):
             parts.append(r"[^\n{}]*")
@@ -259,7 +259,7 @@ def test_any_tokenizer_spells_valid_numbers(split_digits):
         for number, value in _numbers(text, skeleton):
             assert number.minimum <= float(value) <= number.maximum and len(value.split(".")[1]) == 2
     # Single-digit tokenizers pay one pass per sampled digit; forced characters ('.', '.00') cost none.
-    passes_per_number = result.forward_passes_coefficients / sum(isinstance(s, Number) for s in skeleton)
+    passes_per_number = result.forward_passes_coefficients / sum(isinstance(s, NumberPiece) for s in skeleton)
     assert passes_per_number <= (3 if split_digits else 2)
 
 
@@ -292,19 +292,19 @@ def test_predictor_forced_decoding_gives_parsed_predictions(tiny_model_dir):
 
 def test_whitespace_before_a_description_is_healed_into_its_first_word(tiny):
     """BPE merges the space after 'Expression:' into the next word; the decoder must not feed it alone."""
-    from semanticface.contract import FreeText, Literal
+    from semanticface.contract import FreeText, LiteralPiece
     from semanticface.decoding.forced import heal_literal, literal_token_ids
     from semanticface.decoding.slots import FreeTextSlot
 
     tokenizer = tiny[1].tokenizer
     table = token_table(tokenizer)
-    literal = Literal("Expression: ")
+    literal = LiteralPiece("Expression: ")
     ids = literal_token_ids(tokenizer, literal.text)
     fed, heal = heal_literal(ids, literal.text, table, FreeText("expression", 80, "\nMuscle movements:\n- Brows: "))
     assert heal == " " and fed == ids[:-1]
     assert tokenizer.decode(fed) + heal == literal.text
     # Before a number nothing is held back (numbers are never merged with a space by these tokenizers).
-    assert heal_literal(ids, literal.text, table, Number("jawOpen", "jawOpen", 2, 0.0, 1.0)) == (ids, "")
+    assert heal_literal(ids, literal.text, table, NumberPiece("jawOpen", "jawOpen", 2, 0.0, 1.0)) == (ids, "")
     slot = FreeTextSlot(tokenizer, table, "\n", 80, 10, heal)
     first = slot.allowed()
     assert first and all(table.strings[i].startswith(" ") and table.strings[i].strip() for i in first)
@@ -379,7 +379,7 @@ def test_median_numbers_are_the_median_of_the_model_distribution():
     """End to end on a random text model with single-digit tokens: the first coefficient that forced decoding
     writes with number_estimate='median' is the median of the model's own (masked) distribution over its 101
     values, computed here by scoring every value."""
-    from semanticface.contract import Literal
+    from semanticface.contract import LiteralPiece
     from semanticface.decoding.forced import literal_token_ids
 
     model, tokenizer = _text_model_and_tokenizer(split_digits=True)
@@ -388,7 +388,7 @@ def test_median_numbers_are_the_median_of_the_model_distribution():
     with torch.no_grad():  # this random model favours a leading "1" (then only 1.00 is left): make it "0"
         model.lm_head.weight[[zero, one]] = model.lm_head.weight[[one, zero]].clone()
     skeleton = target_skeleton(TargetConfig(target_format="coefficients"))
-    assert isinstance(skeleton[0], Literal) and isinstance(skeleton[1], Number)
+    assert isinstance(skeleton[0], LiteralPiece) and isinstance(skeleton[1], NumberPiece)
     prompt = tokenizer.encode("Describe:", add_special_tokens=False) + literal_token_ids(tokenizer, skeleton[0].text)
     grammar = NumberGrammar(skeleton[1].minimum, skeleton[1].maximum, skeleton[1].decimals, table)
 

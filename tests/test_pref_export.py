@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from pref_helpers import make_candidate_set
 
-from semanticface.contract import TargetConfig, render_target
+from semanticface.contract import TargetConfig, build_prompt_messages, render_target
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.preferences.export import ExportConfig, preference_dataset, preference_rows, ranking_pairs
 from semanticface.preferences.manifest import Candidate, CandidateSet, Item
 from semanticface.preferences.storage import Ranking, RankingStore
-from semanticface.training.formatting import build_prompt_messages
 
 
 @pytest.fixture()

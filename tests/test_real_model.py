@@ -16,8 +16,14 @@ import torch
 from PIL import Image
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import TargetConfig, parse_target, render_target, target_skeleton
-from semanticface.training.formatting import build_prompt_messages, completion_messages
+from semanticface.contract import (
+    TargetConfig,
+    build_prompt_messages,
+    completion_messages,
+    parse_target,
+    render_target,
+    target_skeleton,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 QWEN3_VL_VOCAB = 151_936  # the model's embedding rows (config.json); the tokenizer has 151,669 entries

@@ -15,12 +15,12 @@ import pytest
 from transformers import TrainerCallback
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import TargetConfig, render_target, system_prompt, user_prompt
+from semanticface.contract import TargetConfig, build_prompt_messages, render_target, system_prompt, user_prompt
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.rows import coefficients_to_row
 from semanticface.schema import CHANNELS, NUM_BLENDSHAPES
 from semanticface.training.callbacks import score_outputs
-from semanticface.training.formatting import build_prompt_messages, check_max_length, format_dataset, format_row
+from semanticface.training.formatting import check_max_length, format_dataset, format_row
 from semanticface.training.launch import distributed_training_args
 from semanticface.training.setup import resolve_resume_checkpoint
 

@@ -301,7 +301,7 @@ def dpo_round(
     work = out if work is None else work
     from trl import DPOConfig, ModelConfig
 
-    from semanticface.contract import TargetConfig
+    from semanticface.contract import TargetConfig, build_prompt_messages
     from semanticface.inference import SemanticFacePredictor
     from semanticface.preferences.agreement import annotator_agreement
     from semanticface.preferences.candidates import CandidateConfig, generate_candidates
@@ -313,7 +313,6 @@ def dpo_round(
     from semanticface.preferences.simulated import SimulatedAnnotator, SimulatedAnnotatorConfig
     from semanticface.preferences.storage import RankingStore
     from semanticface.render import get_renderer
-    from semanticface.training.formatting import build_prompt_messages
 
     kind, mesh_dir = renderer_kind(args)
     renderer = get_renderer(kind, **({"mesh_dir": mesh_dir} if mesh_dir else {}))

@@ -36,10 +36,15 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO.parent / "shared" / "data" / "qwen3_vl_4b"
 
 from semanticface.coefficients import FaceCoefficients  # noqa: E402
-from semanticface.contract import TargetConfig, render_target, target_skeleton  # noqa: E402
+from semanticface.contract import (  # noqa: E402
+    TargetConfig,
+    build_prompt_messages,
+    completion_messages,
+    render_target,
+    target_skeleton,
+)
 from semanticface.errors import ConfigError  # noqa: E402
 from semanticface.semantics import describe  # noqa: E402
-from semanticface.training.formatting import build_prompt_messages, completion_messages  # noqa: E402
 
 FACE_PIXELS = 448 * 448
 

@@ -28,12 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semanticface.contract import TargetConfig
+    from semanticface.contract import TargetConfig, build_prompt_messages
     from semanticface.errors import ConfigError
     from semanticface.preferences.export import export_summary, preference_dataset
     from semanticface.preferences.manifest import CandidateSet
     from semanticface.preferences.storage import RankingStore
-    from semanticface.training.formatting import build_prompt_messages
 
     if not args.out and not args.push_to_hub:
         raise ConfigError("give --out DIR and/or --push-to-hub REPO_ID")

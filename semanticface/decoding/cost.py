@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from semanticface.contract import FreeText, Literal, Number, Segment
+from semanticface.contract import FreeText, LiteralPiece, NumberPiece, Segment
 from semanticface.decoding.numbers import NumberGrammar
 from semanticface.decoding.vocab import TokenTable, token_table
 from semanticface.errors import OutputParseError
@@ -31,7 +31,7 @@ def plain_passes(tokenizer: Any, text: str) -> int:
 def _skeleton_regex(skeleton: list[Segment]) -> re.Pattern[str]:
     parts = []
     for segment in skeleton:
-        if isinstance(segment, Literal):
+        if isinstance(segment, LiteralPiece):
             parts.append(re.escape(segment.text))
         elif isinstance(segment, FreeText):
             parts.append(r"([^\n{}]*?)")
@@ -75,12 +75,12 @@ def forced_passes(tokenizer: Any, text: str, skeleton: list[Segment], table: Tok
     pieces = iter(match.groups())
     samples, heal = 0, ""
     for position, segment in enumerate(skeleton):
-        if isinstance(segment, Literal):
+        if isinstance(segment, LiteralPiece):
             following = skeleton[position + 1] if position + 1 < len(skeleton) else None
             _, heal = heal_literal(literal_token_ids(tokenizer, segment.text), segment.text, table, following)
             continue
         piece = next(pieces)
-        if isinstance(segment, Number):
+        if isinstance(segment, NumberPiece):
             samples += _number_samples(number_grammar(table, segment), piece)
         else:
             samples += text_tokens(tokenizer, heal + piece) + 1

@@ -35,7 +35,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from semanticface.contract import FreeText, Literal, Number, Segment
+from semanticface.contract import FreeText, LiteralPiece, NumberPiece, Segment
 from semanticface.decoding.cached import CachedBatch
 from semanticface.decoding.numbers import NumberGrammar
 from semanticface.decoding.slots import FreeTextSlot, NumberSlot, healing_tokens
@@ -207,7 +207,7 @@ def forced_generate(
         coefficient_passes = text_passes = 0
         heal = ""
         for position, segment in enumerate(skeleton):
-            if isinstance(segment, Literal):
+            if isinstance(segment, LiteralPiece):
                 ids = literal_token_ids(tokenizer, segment.text)
                 following = skeleton[position + 1] if position + 1 < len(skeleton) else None
                 ids, heal = heal_literal(ids, segment.text, table, following)
@@ -217,7 +217,7 @@ def forced_generate(
                     stats[row].forced_tokens += len(ids)
                 continue
             before = batch.forward_passes
-            if isinstance(segment, Number):
+            if isinstance(segment, NumberPiece):
                 grammar = number_grammar(table, segment)
                 slots: list[Any] = [NumberSlot(grammar, quantile) for _ in range(rows)]
             elif isinstance(segment, FreeText):
@@ -241,7 +241,7 @@ def forced_generate(
                     text_budget[row] -= slot.sampled
                     if slot.sampled >= field_tokens or len(slot.text) >= segment.max_chars:
                         stats[row].truncated_fields.append(segment.name)
-            if isinstance(segment, Number):
+            if isinstance(segment, NumberPiece):
                 coefficient_passes += batch.forward_passes - before
             else:
                 text_passes += batch.forward_passes - before
@@ -307,7 +307,7 @@ def _run_slot(
 _GRAMMARS: dict[tuple[int, float, float, int, bool, str], NumberGrammar] = {}
 
 
-def number_grammar(table: TokenTable, slot: Number) -> NumberGrammar:
+def number_grammar(table: TokenTable, slot: NumberPiece) -> NumberGrammar:
     # Kept across calls: each grammar caches the allowed tokens of every trie node it has visited.
     key = (id(table), slot.minimum, slot.maximum, slot.decimals, slot.integer, slot.end)
     if key not in _GRAMMARS or _GRAMMARS[key].table is not table:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from semanticface.coefficients import FaceCoefficients
-from semanticface.contract import REGIONS
+from semanticface.schema import REGIONS
 from semanticface.semantics import NO_MOVEMENT, describe, parse_description
 
 _INTENSITY = re.compile(r"\s*\([^()]*\)\s*$")

@@ -281,9 +281,9 @@ def prepare_round(
     people still have items to rank. A config left out is its class's defaults."""
     from datasets import load_from_disk
 
+    from semanticface.contract import build_prompt_messages
     from semanticface.preferences.export import preference_dataset
     from semanticface.preferences.manifest import MANIFEST_NAME, CandidateSet
-    from semanticface.training.formatting import build_prompt_messages
 
     candidates_dir = round_dir / "candidates"
     if (candidates_dir / MANIFEST_NAME).is_file():

@@ -1,33 +1,20 @@
 """Dataset rows (``semanticface.rows`` layout) -> TRL conversational prompt/completion rows with images.
 
 TRL computes the loss on the completion only for prompt/completion rows, so the prompt (system text, image,
-user text) is context and the rendered target is what the model learns to emit. :func:`build_prompt_messages`
-is the single source of the prompt: the predictor reuses it, so training and inference prompts cannot diverge.
+user text) is context and the rendered target is what the model learns to emit. The prompt comes from
+:func:`semanticface.contract.build_prompt_messages`, which the predictor uses too, so training and inference
+prompts cannot diverge.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from semanticface.contract import TargetConfig, render_target, system_prompt, user_prompt
+from semanticface.contract import TargetConfig, build_prompt_messages, completion_messages, render_target
 from semanticface.errors import ConfigError, DatasetError
 from semanticface.rows import COEFFICIENT_COLUMNS, row_to_coefficients
 
 IMAGE_COLUMN = "images"
-
-
-def build_prompt_messages(target_config: TargetConfig | None = None) -> list[dict[str, Any]]:
-    """System + user messages of one face image, with one image placeholder before the user text."""
-    config = target_config or TargetConfig()
-    return [
-        {"role": "system", "content": [{"type": "text", "text": system_prompt(config)}]},
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_prompt(config)}]},
-    ]
-
-
-def completion_messages(target: str) -> list[dict[str, Any]]:
-    """The assistant turn holding a rendered target."""
-    return [{"role": "assistant", "content": [{"type": "text", "text": target}]}]
 
 
 def _image(row: dict[str, Any], where: str) -> Any:
