@@ -11,7 +11,7 @@ DPO has to remove. For each blendshape ``c`` with true value ``x``::
 
 Pose channels pass through unchanged. The default bias (:func:`capture_bias`) was set from what the shared data
 show (``../shared/data/llf``: per-channel medians and 10th percentiles of each take, measured 2026-12-02) and from
-MediaPipe's scores on ICT-FaceKit renders (``NOTES-stack.md``; ``recipes/benchmark_pseudolabel.py``):
+MediaPipe's scores on ICT-FaceKit renders (``NOTES-stack.md``; ``recipes/benchmarks/pseudolabel.py``):
 
 - eyeWide rests high: medians 0.39 (alexdjulin S07-001) and 0.33 (apfel) in takes of a mostly resting face
   (the issue quotes ≈ 0.48 for one set) -> offset +0.35, gain 0.8.

@@ -5,9 +5,9 @@ writing the coefficient block, seconds per image (both modes timed in this one r
 generated, parse-failure rate, outputs with format issues, and MAE against the images' ground truth.
 
     # untrained tiny model (built locally), 1,000 forced predictions, plain generation on the first 64 images
-    python recipes/benchmark_decoding.py --model tiny --n 1000 --plain-n 64 --out outputs/bench_decoding_tiny.json
+    python recipes/benchmarks/decoding.py --model tiny --n 1000 --plain-n 64 --out outputs/bench_decoding_tiny
     # a trained checkpoint (e.g. the quickstart), both modes on the same 64 held-out images
-    python recipes/benchmark_decoding.py --model outputs/quickstart --n 64 --plain-n 64
+    python recipes/benchmarks/decoding.py --model outputs/quickstart --n 64 --plain-n 64
 
 Images come from ``--dataset`` (a ``save_to_disk`` folder in the semanticface row layout) or are rendered on the
 fly with the built-in avatar (seeded, identities disjoint from nothing in particular: use a held-out split of the
@@ -29,6 +29,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import new_report, write_report  # noqa: E402
 
 from semanticface.checkpoint import read_target_config
 from semanticface.coefficients import FaceCoefficients
@@ -55,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=0, help="plain generate bound (0: target length + 64)")
     parser.add_argument("--max-text-tokens", type=int, default=32, help="forced: bound per description field")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for tiny)")
-    parser.add_argument("--out", help="write the JSON report here too")
+    parser.add_argument("--out", help="also write report.json (benchmarks/common.py's header) into this folder")
     return parser.parse_args(argv)
 
 
@@ -192,6 +195,7 @@ def run_forced(model, processor, batches, skeleton, max_text_tokens, counter):  
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    header = new_report("decoding", vars(args))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     scratch = None
@@ -278,11 +282,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds_per_image_plain_over_forced": plain["seconds_per_image"] / forced["seconds_per_image"],
         },
     }
-    text = json.dumps(report, indent=2)
-    print(text)
+    report = {**header, **report}
+    print(json.dumps(report, indent=2, default=str))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        print(f"saved {write_report(Path(args.out), report)}")
     return report
 
 

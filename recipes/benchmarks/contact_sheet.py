@@ -1,6 +1,6 @@
 """Contact sheet: a few prototypical expressions drawn by every renderer (avatar flat, avatar shaded, ICT mesh).
 
-    python recipes/contact_sheet.py --out notebooks/figures/contact_sheet.png
+    python recipes/benchmarks/contact_sheet.py --out notebooks/figures/contact_sheet.png
 
 The ICT row needs ../shared/data/meshes/ict_facekit (or --mesh-dir); without it the sheet has the avatar rows only.
 """
@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from semanticface.coefficients import FaceCoefficients
 
-DEFAULT_MESH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "meshes" / "ict_facekit"
+DEFAULT_MESH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes" / "ict_facekit"
 
 
 def _both(stem: str, value: float) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """MediaPipe on ICT-FaceKit renders: face-detection rate at the default camera, and MAE against the true
 coefficients per region (the pseudo-label baseline for the preference stage).
 
-    python recipes/benchmark_pseudolabel.py --n 240 --out outputs/benchmark_pseudolabel.json
+    python recipes/benchmarks/pseudolabel.py --n 240 --out outputs/benchmark_pseudolabel
 
 Expressions are drawn from the real Live Link Face recordings (mixing and jitter as in ``semanticface synth``)
 with a small random head pose; identities vary skin and eye colour. Needs ``pip install mediapipe`` and
@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import new_report, write_report  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,12 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--head-pose", type=float, default=0.15, help="max |head yaw/pitch/roll| (normalised)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-images", help="also save the renders (and no-face list) to this folder")
-    parser.add_argument("--out", help="write the JSON report here too")
+    parser.add_argument("--out", help="also write report.json (benchmarks/common.py's header) into this folder")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    header = new_report("pseudolabel", vars(args))
     from semanticface.coefficients import FaceCoefficients
     from semanticface.evaluation.metrics import coefficient_metrics
     from semanticface.pseudolabel import MediaPipeLabeler
@@ -95,11 +100,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if save:
         (save / "no_face.txt").write_text("".join(f"{k:04d}.png\n" for k in no_face))
-    text = json.dumps(report, indent=2)
-    print(text)
+    report = {**header, **report}
+    print(json.dumps(report, indent=2, default=str))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        print(f"saved {write_report(Path(args.out), report)}")
     return report
 
 

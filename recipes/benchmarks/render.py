@@ -1,7 +1,7 @@
 """Renderer throughput (images/s per core at 256x256) and the time to build a 10,000-sample dataset.
 
-    python recipes/benchmark_render.py --out outputs/benchmark_render.json
-    python recipes/benchmark_render.py --mesh-dir ../shared/data/meshes/ict_facekit --dataset-n 10000
+    python recipes/benchmarks/render.py --out outputs/benchmark_render
+    python recipes/benchmarks/render.py --mesh-dir ../shared/data/meshes/ict_facekit --dataset-n 10000
 
 "Per core" is CPU time of this single-threaded process (numpy/BLAS threads pinned to 1), so the figure does not
 depend on how busy the machine's other cores are; wall-clock rates are reported beside it.
@@ -19,11 +19,15 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-DEFAULT_MESH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "meshes" / "ict_facekit"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import new_report, write_report  # noqa: E402
+
+DEFAULT_MESH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes" / "ict_facekit"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset-n", type=int, default=10000, help="samples in the dataset build (0 skips)")
     parser.add_argument("--num-proc", type=int, default=1, help="processes for the dataset build")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="write the JSON report here too")
+    parser.add_argument("--out", help="also write report.json (benchmarks/common.py's header) into this folder")
     return parser.parse_args(argv)
 
 
@@ -55,6 +59,7 @@ def measure(renderer, samples, size: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    header = new_report("render", vars(args))
     from semanticface.render import get_renderer
     from semanticface.sampling import SamplingConfig, sample_expressions
     from semanticface.synth import SynthConfig, synthesize
@@ -92,11 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"dataset build: {report['dataset_build']}", flush=True)
         finally:
             shutil.rmtree(out, ignore_errors=True)
-    text = json.dumps(report, indent=2)
-    print(text)
+    report = {**header, **report}
+    print(json.dumps(report, indent=2, default=str))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        print(f"saved {write_report(Path(args.out), report)}")
     return report
 
 

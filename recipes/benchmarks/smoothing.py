@@ -1,8 +1,8 @@
 """Jitter with and without One-Euro smoothing on a real video, the lag it adds, and a contact sheet of face crops.
 
-    python recipes/benchmark_smoothing.py --video ../shared/data/video/WolfgangLanger_Pexels.mp4 \
+    python recipes/benchmarks/smoothing.py --video ../shared/data/video/WolfgangLanger_Pexels.mp4 \
         --face-model ../shared/data/mediapipe/face_landmarker.task [--predictions take.jsonl] \
-        --out outputs/bench_smoothing.json --sheet outputs/crops_sheet.png
+        --out outputs/bench_smoothing --sheet outputs/crops_sheet.png
 
 Per frame the face is found and cropped as ``semanticface predict`` does (MediaPipe Face Landmarker in video mode,
 box tracked by :class:`~semanticface.facecrop.BoxTracker`). Jitter is the mean absolute first difference over frames
@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import new_report, write_report  # noqa: E402
 
 from semanticface.facecrop import BoxTracker, FaceCropper
 from semanticface.schema import BLENDSHAPES
@@ -100,10 +104,11 @@ def main() -> None:
     parser.add_argument("--video", required=True)
     parser.add_argument("--face-model", required=True)
     parser.add_argument("--predictions", default=None, help="a `semanticface predict` JSONL of the same video")
-    parser.add_argument("--out", default="outputs/bench_smoothing.json")
+    parser.add_argument("--out", default="outputs/bench_smoothing", help="folder to write report.json into")
     parser.add_argument("--sheet", default=None, help="save a contact sheet of tracked face crops here")
     parser.add_argument("--sheet-every", type=int, default=15, help="one crop every N frames in the sheet")
     args = parser.parse_args()
+    header = new_report("smoothing", vars(args))
     info = video_info(args.video)
     report = {
         "video": args.video,
@@ -117,10 +122,9 @@ def main() -> None:
                                 args.sheet_every)  # fmt: skip
     if args.predictions:
         report |= _prediction_series(Path(args.predictions))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    report = {**header, **report}
+    print(json.dumps(report, indent=2, default=str))
+    print(f"saved {write_report(Path(args.out), report)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage-1 throughput: describe + render target + parse, frames per second on one core, on a real recording.
 
-    python recipes/benchmark_stage1.py [RECORDING.csv] [--repeats 5] [--out outputs/benchmark_stage1.json]
+    python recipes/benchmarks/stage1.py [RECORDING.csv] [--repeats 5] [--out outputs/benchmark_stage1]
 
 Runs in one process on one thread (per-core figure); also checks that every parsed frame equals the quantised
 input, so the figure is for a pipeline that works, not just one that runs.
@@ -9,14 +9,16 @@ input, so the figure is for a pipeline that works, not just one that runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import new_report, write_report  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RECORDING = (
     Path(os.environ.get("SEMANTICFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
     / "llf"
@@ -28,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", nargs="?", default=str(DEFAULT_RECORDING), help="Live Link Face CSV")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes over the recording (best is reported)")
-    parser.add_argument("--out", default="outputs/benchmark_stage1.json", help="where to save the JSON report")
+    parser.add_argument("--out", default="outputs/benchmark_stage1", help="folder to write report.json into")
     args = parser.parse_args(argv)
+    header = new_report("stage1", vars(args))
 
     from semanticface.contract import TargetConfig, parse_output, render_target
     from semanticface.llf import read_llf
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     n = len(frames)
     # render_target includes describe(); the end-to-end figure is render + parse.
-    report = {
+    results = {
         "recording": str(args.recording),
         "frames": n,
         "repeats": args.repeats,
@@ -74,12 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "machine": platform.processor() or platform.machine(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    for key, value in report.items():
+    path = write_report(Path(args.out), {**header, **results})
+    for key, value in results.items():
         print(f"{key:>36}: {value:.1f}" if isinstance(value, float) else f"{key:>36}: {value}")
-    print(f"saved {out}")
+    print(f"saved {path}")
     return 1 if mismatches else 0
 
 
