@@ -28,6 +28,33 @@ def test_every_python_package_is_listed_in_pyproject() -> None:
     assert found <= _listed_packages(), f"add to [tool.setuptools] packages: {sorted(found - _listed_packages())}"
 
 
+def test_the_readme_layout_table_names_every_module_and_file_it_lists() -> None:
+    """Every top-level module and subpackage of semanticface/ is named in the
+    README's layout table, and every path the table names exists."""
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme.split("## Layout", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    names = {n for row in rows for n in re.findall(r"`([^`]+)`", row.split(" | ")[0])}
+    package = REPO_ROOT / "semanticface"
+    modules = {
+        p.name
+        for p in package.iterdir()
+        if not p.name.startswith("_") and (p.suffix == ".py" or (p / "__init__.py").is_file())
+    }
+    named = {n.removeprefix("semanticface/").rstrip("/") for n in names}
+    assert not modules - named, f"add to the README's layout table: {sorted(modules - named)}"
+    for row in rows:
+        first = re.findall(r"`([^`]+)`", row.split(" | ")[0])
+        base = REPO_ROOT / first[0].rstrip("/")
+        assert base.exists(), f"README layout names {first[0]}, which does not exist"
+        folder = base if base.is_dir() else base.parent
+        for name in first[1:]:
+            candidates = [folder / name.rstrip("/"), folder.parent / name.rstrip("/"), REPO_ROOT / name.rstrip("/")]
+            assert any(c.exists() for c in candidates), f"README layout names {name} ({first[0]} row): not found"
+
+
 @pytest.mark.slow
 def test_wheel_contains_templates_and_static_files(tmp_path: Path) -> None:
     subprocess.run(
