@@ -81,6 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="independent runs (data, model, training seeds 0..k-1); default 3 (--quick: 2)",
     )
     parser.add_argument("--domain-seeds", type=int, default=1, help="seeds that also run the domain matrix")
+    parser.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run just these seeds' stages and write no report (spread seeds over processes; a later run with the "
+        "same --out reuses them and reports)",
+    )
     parser.add_argument("--quick", action="store_true", help="CI smoke mode: tiny data, a few steps, 2 seeds")
     parser.add_argument("--vision-pretraining", default="landmarks", choices=["landmarks", "blendshapes"])
     parser.add_argument("--vision-pretrain-steps", type=int, default=4000)
@@ -628,6 +636,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )  # fmt: skip
     )
     start = time.perf_counter()
+    if args.only_seeds is not None:
+        for seed in args.only_seeds:
+            run_seed(args, seed, out / f"seed{seed}")
+        print(f"seeds {args.only_seeds} stored under {out}; run without --only-seeds to report")
+        return report
     scored, seeds = [], {}
     for seed in range(args.seeds):
         begin = time.perf_counter()
