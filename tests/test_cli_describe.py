@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from semanticface.cli import main
 from semanticface.coefficients import FaceCoefficients
@@ -56,3 +57,19 @@ def test_describe_does_not_import_torch(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Expression: neutral" in result.stdout
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path) -> None:
+    """`semanticface describe take.csv | head -1`: the pipe closes under the command, which ends quietly."""
+    path = _recording(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "semanticface.cli", "describe", str(path), "--frame", "1", "--include-pose"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": ""},
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before the command writes (`head` that already has its lines)
+    _, stderr = process.communicate(timeout=120)
+    assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr
+    assert process.returncode in (0, 141)
