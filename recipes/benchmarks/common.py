@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -63,6 +64,18 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
     scratch.write_text(json.dumps(report, indent=2, default=str) + "\n")
     scratch.replace(path)
     return path
+
+
+def add_source_argument(parser: argparse.ArgumentParser) -> None:
+    """``--source``: which expressions the faces wear (one definition for the benchmarks that train a model)."""
+    parser.add_argument(
+        "--source",
+        choices=("prototype", "llf"),
+        default="prototype",
+        help="expressions: basic-emotion prototypes (independent draws; the quickstart's, which the tiny model reads) "
+        "or the real Live Link Face captures (recording/time-block holdout; at this scale no distilled tiny model "
+        "beats the per-channel-median constant on them, see benchmarks/distill.py's report)",
+    )
 
 
 def expression_source(shared_llf: Path) -> str:

@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    add_source_argument,
     coefficient_values,
     coefficients_from_values,
     expression_source,
@@ -76,14 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI smoke: tiny data and steps, 1 seed, gate reported")
     parser.add_argument("--labeller", choices=("simulated", "mediapipe"), default="simulated")
     parser.add_argument("--annotator", choices=("pixels", "oracle"), default="pixels")
-    parser.add_argument(
-        "--source",
-        choices=("prototype", "llf"),
-        default="prototype",
-        help="expressions: basic-emotion prototypes (the quickstart's: the tiny model reads them) or the real Live "
-        "Link Face captures (subtle: at this scale the tiny model does not beat the constant on them, see "
-        "benchmarks/distill.py's report, so the gate stops the run)",
-    )
+    add_source_argument(parser)
     parser.add_argument("--samples", type=int, default=3000, help="faces rendered over all splits")
     parser.add_argument("--identities", type=int, default=60)
     parser.add_argument("--image-size", type=int, default=112)

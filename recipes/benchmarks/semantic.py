@@ -47,7 +47,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import coefficient_values, coefficients_from_values, new_report, peak_rss_mb, write_report  # noqa: E402
+from common import (  # noqa: E402
+    add_source_argument,
+    coefficient_values,
+    coefficients_from_values,
+    new_report,
+    peak_rss_mb,
+    write_report,
+)
 from distill import READOUTS, SHARED_LLF, compare, distil, stage  # noqa: E402
 
 from semanticface.coefficients import FaceCoefficients  # noqa: E402
@@ -92,14 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI smoke mode: tiny data, a few steps, 2 seeds")
     parser.add_argument("--vision-pretraining", default="landmarks", choices=["landmarks", "blendshapes"])
     parser.add_argument("--vision-pretrain-steps", type=int, default=4000)
-    parser.add_argument(
-        "--source",
-        choices=("prototype", "llf"),
-        default="prototype",
-        help="expressions: basic-emotion prototypes (independent draws, read by the tiny model) or the real Live "
-        "Link Face captures (recording/time-block holdout; at this scale no distilled tiny model beats the "
-        "constant on them, see benchmarks/distill.py's report, so the arms cannot differ in what they read)",
-    )
+    add_source_argument(parser)
     parser.add_argument("--samples", type=int, default=4000, help="faces rendered over all splits")
     parser.add_argument("--identities", type=int, default=100)
     parser.add_argument("--expression-holdout", default="auto", choices=["auto", "recording", "block"])
