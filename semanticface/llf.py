@@ -96,28 +96,32 @@ def timecode_seconds(timecode: str, rate: int = TIMECODE_RATE) -> float:
     return hours * 3600 + minutes * 60 + seconds + (frames + fraction) / rate
 
 
-def _frame_count(timecode: str) -> int:
-    """Whole 60 fps frames since midnight (the sub-frame fraction left out)."""
-    hours, minutes, seconds, frames, _ = _timecode_fields(timecode)
-    return (hours * 3600 + minutes * 60 + seconds) * TIMECODE_RATE + frames
-
-
-_DAY_FRAMES = 24 * 3600 * TIMECODE_RATE
+_DAY_SECONDS = 24 * 3600
+# Rates a capture is named by; a measured rate within 1% of one is reported as it (NTSC 59.94/29.97/23.976 as
+# 60/30/24, the way cameras and Live Link Face name them). Other rates are reported as measured.
+_NOMINAL_RATES = (60.0, 50.0, 48.0, 30.0, 25.0, 24.0, 20.0, 15.0, 12.0, 10.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0)
 
 
 def detect_fps(timecodes: Sequence[str]) -> float:
-    """Capture rate: 60 / the median step between consecutive timecodes, in 60 fps frames (alexdjulin's files
-    keep every 2nd frame: 30; a file stamped once a second: 1). Repeated or decreasing timecodes are ignored
-    (a step back of more than half a day is the clock passing midnight)."""
+    """Capture rate from the steps between consecutive timecodes, sub-frame fraction included, as its nominal
+    rate (alexdjulin's files keep every 2nd frame: 30; a 23.976 fps take, whose steps alternate 2 and 3 frames
+    of 60: 24; a file stamped once a second: 1). Repeated or decreasing timecodes are ignored (a step back of
+    more than half a day is the clock passing midnight), and so are gaps (dropped frames, pauses): steps over
+    1.6x the median step (or one 60 fps frame over it, for timecodes without a fraction)."""
     if len(timecodes) < 2:
         return float(TIMECODE_RATE)
-    counts = np.array([_frame_count(t) for t in timecodes], dtype=np.int64)
-    steps = np.diff(counts)
-    steps = np.where(steps < -_DAY_FRAMES // 2, steps + _DAY_FRAMES, steps)
+    steps = np.diff(np.array([timecode_seconds(t) for t in timecodes], dtype=np.float64))
+    steps = np.where(steps < -_DAY_SECONDS / 2, steps + _DAY_SECONDS, steps)
     steps = steps[steps > 0]
     if len(steps) == 0:
         return float(TIMECODE_RATE)
-    return TIMECODE_RATE / float(np.median(steps))
+    typical = float(np.median(steps))
+    # Whole-frame timecodes (no fraction) quantise each step to 1/60 s: a 50 fps take steps 1 or 2 frames.
+    quantum = 0.0 if any("." in t for t in timecodes) else 1.0 / TIMECODE_RATE
+    regular = steps[steps <= max(1.6 * typical, typical + quantum + 1e-9)]
+    rate = 1.0 / float(regular.mean())
+    nominal = min(_NOMINAL_RATES, key=lambda r: abs(rate / r - 1.0))
+    return nominal if abs(rate / nominal - 1.0) <= 0.01 else round(rate, 3)
 
 
 def _lines(path: str | Path, where: str) -> list[tuple[int, str, bool]]:

@@ -11,6 +11,7 @@ from semanticface.coefficients import FaceCoefficients
 from semanticface.errors import RecordingError
 from semanticface.llf import detect_fps, format_timecode, read_llf, timecode_seconds, write_llf
 from semanticface.schema import CHANNELS, LLF_COLUMN_ORDER
+from semanticface.streaming import timecode_at
 
 HEADER = "Timecode,BlendShapeCount," + ",".join(LLF_COLUMN_ORDER)
 EXPECTED = {  # name: (frames after skipping lost rows, fps, lost rows)
@@ -77,6 +78,19 @@ def test_timecodes_and_fps() -> None:
             timecode_seconds(bad)
     assert detect_fps([format_timecode(i, 30) for i in range(10)]) == 30
     assert detect_fps([format_timecode(i, 60) for i in range(10)]) == 60
+
+
+@pytest.mark.parametrize(
+    ("rate", "nominal"), [(24000 / 1001, 24), (25, 25), (30000 / 1001, 30), (50, 50), (12.5, 12.5)]
+)
+def test_fps_of_rates_that_do_not_divide_60(rate: float, nominal: float) -> None:
+    # A 23.976 or 25 fps take's steps alternate 2 and 3 frames of 60: the rate is not the median whole step
+    # (which read 20 or 30). With and without the sub-frame fraction, with a dropped frame and a pause.
+    start = 12 * 3600 + 0.3
+    times = [start + i / rate for i in range(240) if i not in (50, 120, 121, 122)]
+    times += [times[-1] + 2.0 + i / rate for i in range(40)]
+    assert detect_fps([timecode_at(t) for t in times]) == nominal
+    assert detect_fps([timecode_at(t)[:-4] for t in times]) == pytest.approx(nominal, rel=0.01)
     assert format_timecode(61, 60, start_seconds=3599) == "01:00:00:01.000"
 
 
