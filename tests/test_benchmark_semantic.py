@@ -65,16 +65,27 @@ def test_filler_replaces_the_description_with_fixed_text_of_its_length(bench, to
     assert not any(isinstance(s, FreeText) for s in skeleton)
 
 
+def test_seeds_are_spread_over_workers_by_cost(bench):
+    assert bench.balance_seeds({0: 1.5, 1: 1.0, 2: 1.0}, 2) == [[0], [1, 2]]
+    assert bench.balance_seeds({0: 1.5, 1: 1.0, 2: 1.0, 3: 1.0}, 2) == [[0, 3], [1, 2]]
+    assert bench.balance_seeds({0: 1.0, 1: 1.0}, 4) == [[0], [1]]  # no idle worker
+    assert bench.balance_seeds({0: 1.0, 1: 1.0, 2: 1.0}, 1) == [[0, 1, 2]]
+    with pytest.raises(ValueError):
+        bench.balance_seeds({0: 1.0}, 0)
+
+
 @pytest.mark.slow
 def test_quick_mode_writes_the_report(bench, tmp_path):
+    # Two seeds in two worker processes (--jobs 2), then the report from their stored stages.
     out = tmp_path / "quick"
-    bench.main(["--quick", "--seeds", "1", "--out", str(out)])
+    bench.main(["--quick", "--seeds", "2", "--jobs", "2", "--out", str(out)])
+    assert "seeds [1]" in (out / "worker1.log").read_text()
     report = json.loads((out / "report.json").read_text())
     assert set(report["arms"]) == set(bench.ARMS)
     for arm in report["arms"].values():
         assert {"mae", "mae_se", "per_seed", "curve", "description"} <= set(arm)
         assert set(arm["curve"]) == {"0.25", "0.5", "1.0"} and set(arm["readouts"]) == {"median", "greedy"}
-        assert 0 < arm["mae"] < 1 and len(arm["per_seed"]) == 1
+        assert 0 < arm["mae"] < 1 and len(arm["per_seed"]) == 2
     assert report["arms"]["coefficients"]["description"] is None  # nothing to judge without a description
     assert {f"{arm} vs coefficients (median)" for arm in bench.ARMS[1:]} <= set(report["comparisons"])
     assert "shaded+mesh -> flat (unseen)" in report["domains"] and "flat -> shaded (seen)" in report["domains"]

@@ -8,6 +8,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def environment() -> dict[str, Any]:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """Peak resident memory of this process or of the largest worker process it waited for, in MiB."""
+    peaks = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return max(peaks) / 1024  # Linux reports KiB
 
 
 def new_report(name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +67,38 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
     scratch.write_text(json.dumps(report, indent=2, default=str) + "\n")
     scratch.replace(path)
     return path
+
+
+def balance_seeds(costs: dict[int, float], jobs: int) -> list[list[int]]:
+    """Seeds split into at most ``jobs`` groups of near-equal total cost (longest first, each to the lightest
+    group), each group in seed order; empty groups are left out."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    groups: list[list[int]] = [[] for _ in range(jobs)]
+    loads = [0.0] * jobs
+    for seed in sorted(costs, key=lambda s: (-costs[s], s)):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(seed)
+        loads[lightest] += costs[seed]
+    return [sorted(group) for group in groups if group]
+
+
+def run_seed_workers(script: Path, argv: list[str], groups: list[list[int]], out: Path) -> None:
+    """Run each group of seeds as ``script argv --only-seeds ...`` in its own process with one torch thread
+    (two 1-thread processes use 2 cores without the slowdown two 2-thread jobs suffer side by side), each
+    logging to ``out/worker<k>.log``; raises SystemExit naming the log of a worker that fails."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    workers = []
+    for k, group in enumerate(groups):
+        log = out / f"worker{k}.log"
+        command = [sys.executable, str(script), *argv, "--only-seeds", *map(str, group)]
+        print(f"worker {k}: seeds {group} -> {log}", flush=True)
+        with log.open("w") as handle:
+            workers.append((log, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)))
+    failed = [str(log) for log, worker in workers if worker.wait() != 0]
+    if failed:
+        raise SystemExit(f"seed worker(s) failed; see {', '.join(failed)}")
 
 
 def add_source_argument(parser: argparse.ArgumentParser) -> None:
